@@ -1,0 +1,1 @@
+//! Partition log storage engine (owned by the storage-engine work).

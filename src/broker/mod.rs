@@ -1,0 +1,2 @@
+//! Broker.
+pub mod log;

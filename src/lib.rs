@@ -1,0 +1,3 @@
+//! logbrook
+pub mod broker;
+pub mod protocol;

@@ -1,0 +1,2 @@
+//! Wire types shared by every process.
+pub mod batch;
