@@ -1,2 +1,3 @@
 //! Wire types shared by every process.
 pub mod batch;
+pub mod control;

@@ -1,0 +1,131 @@
+//! The HTTP client every logbrook client uses: one pooled surf client with
+//! TCP_NODELAY and keep-alive; failures come back as [`Error`].
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::names::ServerId;
+
+/// How long a request may take before it counts as `Unavailable`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A pooled HTTP client. Cheap to clone: clones share connections.
+#[derive(Clone, Debug)]
+pub struct HttpClient {
+    client: surf::Client,
+    timeout: Duration,
+}
+
+/// The body and the headers logbrook reads from a binary answer.
+#[derive(Debug)]
+pub struct BytesResponse {
+    /// The body.
+    pub body: Vec<u8>,
+    /// The `logbrook-end-offset` header, when present.
+    pub end_offset: Option<u64>,
+}
+
+/// The header carrying a partition's log end offset in fetch answers.
+pub const END_OFFSET_HEADER: &str = "logbrook-end-offset";
+
+impl HttpClient {
+    /// A client whose requests time out after `timeout`.
+    pub fn new(timeout: Duration) -> HttpClient {
+        let config = surf::Config::new()
+            .set_tcp_no_delay(true)
+            .set_http_keep_alive(true)
+            // Timeouts are applied per request in `send`, so long polls can differ.
+            .set_timeout(None);
+        let client = match surf::Client::try_from(config) {
+            Ok(client) => client,
+            Err(never) => match never {},
+        };
+        HttpClient { client, timeout }
+    }
+
+    fn url(addr: &ServerId, path: &str) -> String {
+        format!("http://{addr}{path}")
+    }
+
+    async fn send(&self, addr: &ServerId, req: surf::RequestBuilder) -> Result<surf::Response, Error> {
+        let unavailable = |reason: String| Error::Unavailable {
+            addr: addr.to_string(),
+            reason,
+        };
+        let fut = self.client.send(req);
+        let mut res = async_std::future::timeout(self.timeout, fut)
+            .await
+            .map_err(|_| unavailable(format!("no answer within {:?}", self.timeout)))?
+            .map_err(|e| unavailable(e.to_string()))?;
+        let status: u16 = res.status().into();
+        if (200..300).contains(&status) {
+            return Ok(res);
+        }
+        let body = res.body_bytes().await.unwrap_or_default();
+        Err(Error::from_json_body(status, &body))
+    }
+
+    async fn json<T: DeserializeOwned>(&self, addr: &ServerId, req: surf::RequestBuilder) -> Result<T, Error> {
+        let mut res = self.send(addr, req).await?;
+        let bytes = res.body_bytes().await.map_err(|e| Error::Unavailable {
+            addr: addr.to_string(),
+            reason: format!("answer cut short: {e}"),
+        })?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Protocol {
+            reason: format!("unexpected answer from {addr}: {e}"),
+        })
+    }
+
+    fn json_request<B: Serialize>(req: surf::RequestBuilder, body: &B) -> Result<surf::RequestBuilder, Error> {
+        let bytes = serde_json::to_vec(body).map_err(|e| Error::Protocol { reason: e.to_string() })?;
+        Ok(req.body(bytes).content_type(surf::http::mime::JSON))
+    }
+
+    /// `GET path`, JSON answer.
+    pub async fn get_json<T: DeserializeOwned>(&self, addr: &ServerId, path: &str) -> Result<T, Error> {
+        self.json(addr, self.client.get(Self::url(addr, path))).await
+    }
+
+    /// `POST path` with a JSON body, JSON answer.
+    pub async fn post_json<B: Serialize, T: DeserializeOwned>(&self, addr: &ServerId, path: &str, body: &B) -> Result<T, Error> {
+        let req = Self::json_request(self.client.post(Self::url(addr, path)), body)?;
+        self.json(addr, req).await
+    }
+
+    /// `DELETE path`, JSON answer.
+    pub async fn delete_json<T: DeserializeOwned>(&self, addr: &ServerId, path: &str) -> Result<T, Error> {
+        self.json(addr, self.client.delete(Self::url(addr, path))).await
+    }
+
+    /// `POST path` with a binary body, JSON answer.
+    pub async fn post_bytes<T: DeserializeOwned>(&self, addr: &ServerId, path: &str, body: Vec<u8>) -> Result<T, Error> {
+        let req = self
+            .client
+            .post(Self::url(addr, path))
+            .body(body)
+            .content_type(surf::http::mime::BYTE_STREAM);
+        self.json(addr, req).await
+    }
+
+    /// `GET path`, binary answer.
+    pub async fn get_bytes(&self, addr: &ServerId, path: &str) -> Result<BytesResponse, Error> {
+        let mut res = self.send(addr, self.client.get(Self::url(addr, path))).await?;
+        let end_offset = res
+            .header(END_OFFSET_HEADER)
+            .and_then(|v| v.last().as_str().parse().ok());
+        let body = res.body_bytes().await.map_err(|e| Error::Unavailable {
+            addr: addr.to_string(),
+            reason: format!("answer cut short: {e}"),
+        })?;
+        Ok(BytesResponse { body, end_offset })
+    }
+}
+
+impl Default for HttpClient {
+    fn default() -> Self {
+        HttpClient::new(DEFAULT_TIMEOUT)
+    }
+}

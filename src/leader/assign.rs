@@ -1,0 +1,143 @@
+//! Placement decisions, as pure functions: which broker hosts a new partition, and
+//! which group member consumes which partition.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::names::{ServerId, Topic};
+use crate::protocol::control::{BrokerId, TopicPartition};
+
+/// Places `count` new partitions on the live brokers, each on the broker hosting the
+/// fewest partitions so far (ties to the lowest id), so that both one topic and the
+/// cluster as a whole stay even. `load` is the current partition count per broker.
+/// Returns `None` when there is no live broker.
+pub fn place_partitions(
+    count: u32,
+    live_brokers: &[BrokerId],
+    load: &BTreeMap<BrokerId, usize>,
+) -> Option<Vec<BrokerId>> {
+    if live_brokers.is_empty() {
+        return None;
+    }
+    let mut loads: Vec<(usize, BrokerId)> = live_brokers
+        .iter()
+        .map(|id| (load.get(id).copied().unwrap_or(0), *id))
+        .collect();
+    let mut placement = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        // A linear scan: broker counts are small and this runs once per topic creation.
+        let least = loads.iter_mut().min()?;
+        placement.push(least.1);
+        least.0 += 1;
+    }
+    Some(placement)
+}
+
+/// Assigns every partition of the subscribed topics to one member, round robin over
+/// the partitions in (topic, partition) order, skipping members not subscribed to the
+/// partition's topic (Kafka's round-robin assignor). Deterministic: the same members,
+/// subscriptions and partition counts always give the same assignment. Every member
+/// appears in the result, possibly with nothing.
+pub fn assign_members(
+    subscriptions: &BTreeMap<ServerId, BTreeSet<Topic>>,
+    partition_counts: &BTreeMap<Topic, u32>,
+) -> BTreeMap<ServerId, Vec<TopicPartition>> {
+    let mut assignment: BTreeMap<ServerId, Vec<TopicPartition>> = subscriptions
+        .keys()
+        .map(|member| (member.clone(), Vec::new()))
+        .collect();
+    let members: Vec<&ServerId> = subscriptions.keys().collect();
+    if members.is_empty() {
+        return assignment;
+    }
+    let topics: BTreeSet<&Topic> = subscriptions.values().flatten().collect();
+    let mut next = 0usize;
+    for topic in topics {
+        let Some(&count) = partition_counts.get(topic) else {
+            continue; // subscribed to a topic that was removed: nothing to assign
+        };
+        for partition in 0..count {
+            for step in 0..members.len() {
+                let member = members[(next + step) % members.len()];
+                if subscriptions[member].contains(topic) {
+                    if let Some(owned) = assignment.get_mut(member) {
+                        owned.push(TopicPartition {
+                            topic: topic.clone(),
+                            partition,
+                        });
+                    }
+                    next = (next + step + 1) % members.len();
+                    break;
+                }
+            }
+        }
+    }
+    assignment
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subs(pairs: &[(&str, &[&str])]) -> BTreeMap<ServerId, BTreeSet<Topic>> {
+        pairs
+            .iter()
+            .map(|(m, ts)| (ServerId::from(*m), ts.iter().map(|t| Topic::from(*t)).collect()))
+            .collect()
+    }
+
+    fn counts(pairs: &[(&str, u32)]) -> BTreeMap<Topic, u32> {
+        pairs.iter().map(|(t, n)| (Topic::from(*t), *n)).collect()
+    }
+
+    #[test]
+    fn partitions_spread_evenly_over_brokers_and_topics() {
+        let mut load = BTreeMap::new();
+        let brokers = [1, 2, 3];
+        let first = place_partitions(3, &brokers, &load).unwrap();
+        assert_eq!(first, vec![1, 2, 3]);
+        for b in &first {
+            *load.entry(*b).or_insert(0) += 1;
+        }
+        // Single-partition topics do not all land on broker 1.
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let p = place_partitions(1, &brokers, &load).unwrap();
+            *load.entry(p[0]).or_insert(0) += 1;
+            seen.push(p[0]);
+        }
+        seen.sort();
+        assert_eq!(seen, vec![1, 2, 3]);
+        assert_eq!(place_partitions(7, &brokers, &BTreeMap::new()).unwrap().len(), 7);
+        assert!(place_partitions(1, &[], &load).is_none());
+    }
+
+    #[test]
+    fn every_partition_goes_to_exactly_one_subscribed_member() {
+        let s = subs(&[("a", &["t", "u"]), ("b", &["t"]), ("c", &["u"])]);
+        let c = counts(&[("t", 4), ("u", 3)]);
+        let assignment = assign_members(&s, &c);
+        let mut all: Vec<TopicPartition> = assignment.values().flatten().cloned().collect();
+        all.sort();
+        let expected: Vec<TopicPartition> = [("t", 4), ("u", 3)]
+            .iter()
+            .flat_map(|(t, n)| (0..*n).map(move |p| TopicPartition { topic: Topic::from(*t), partition: p }))
+            .collect();
+        assert_eq!(all, expected);
+        for (member, owned) in &assignment {
+            for tp in owned {
+                assert!(s[member].contains(&tp.topic));
+            }
+        }
+        // Balanced: with 7 partitions and 3 members nobody has more than 3.
+        assert!(assignment.values().all(|o| (2..=3).contains(&o.len())), "{assignment:?}");
+    }
+
+    #[test]
+    fn removed_topics_and_idle_members_are_handled() {
+        let s = subs(&[("a", &["gone"]), ("b", &[])]);
+        let assignment = assign_members(&s, &counts(&[]));
+        assert_eq!(assignment.len(), 2);
+        assert!(assignment.values().all(Vec::is_empty));
+        assert!(assign_members(&BTreeMap::new(), &counts(&[("t", 2)])).is_empty());
+    }
+}

@@ -1,0 +1,551 @@
+//! The broker leader (controller): knows the brokers and their liveness, places topic
+//! partitions on brokers, runs consumer groups and keeps their positions.
+//!
+//! [`Leader`] is transport-free: its methods take and return the types of
+//! `protocol::control`, and it reaches brokers through the [`BrokerLink`] trait.
+//! `leader::http` puts it behind tide routes; `client::BrokerClient` implements the
+//! link over HTTP. Locks are never held across an await: each operation reads or
+//! changes the state under a short lock, then awaits persistence or brokers.
+
+pub mod assign;
+pub mod groups;
+pub mod http;
+pub mod metadata;
+pub mod store;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use crate::error::Error;
+use crate::names::{ConsumerGroupId, ServerId, Topic};
+use crate::protocol::control::{
+    AssignedFetch, BrokerAssignment, BrokerId, ClusterMetadata, CommitResponse, HeartbeatResponse,
+    MemberState, OffsetMove, RegisterBrokerResponse, TopicMetadata, TopicPartition,
+};
+
+use self::groups::Group;
+use self::metadata::Metadata;
+use self::store::MetadataStore;
+
+/// How the leader talks to brokers.
+#[async_trait]
+pub trait BrokerLink: Send + Sync + 'static {
+    /// Sends a broker its full assignment.
+    async fn push_assignment(&self, broker: &ServerId, assignment: &BrokerAssignment) -> Result<(), Error>;
+    /// Asks a broker for the end offsets of some of its partitions, in order.
+    async fn end_offsets(&self, broker: &ServerId, partitions: &[TopicPartition]) -> Result<Vec<u64>, Error>;
+}
+
+/// The leader's settings.
+#[derive(Debug, Clone)]
+pub struct LeaderConfig {
+    /// Where the metadata snapshot lives.
+    pub data_dir: PathBuf,
+    /// Partition count of a topic created without one.
+    pub default_partitions: u32,
+    /// A broker without a heartbeat for this long is dead.
+    pub broker_timeout: Duration,
+    /// A group member that neither polls nor commits for this long is removed.
+    pub session_timeout: Duration,
+}
+
+impl Default for LeaderConfig {
+    fn default() -> Self {
+        LeaderConfig {
+            data_dir: PathBuf::from("logbrook-data/leader"),
+            default_partitions: 3,
+            broker_timeout: Duration::from_secs(3),
+            session_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+struct State {
+    meta: Metadata,
+    /// Counts changes to `meta`, so persistence knows what is durable.
+    changes: u64,
+    broker_seen: HashMap<BrokerId, Instant>,
+    member_seen: HashMap<(ConsumerGroupId, ServerId), Instant>,
+}
+
+impl State {
+    fn alive(&self, timeout: Duration) -> BTreeSet<BrokerId> {
+        self.broker_seen
+            .iter()
+            .filter(|(_, seen)| seen.elapsed() < timeout)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    fn touch_member(&mut self, group: &ConsumerGroupId, member: &ServerId) {
+        self.member_seen
+            .insert((group.clone(), member.clone()), Instant::now());
+    }
+
+    fn group_mut(&mut self, group: &ConsumerGroupId, member: &ServerId) -> Result<&mut Group, Error> {
+        match self.meta.groups.get_mut(group) {
+            Some(g) if g.has_member(member) => Ok(g),
+            _ => Err(Error::UnknownMember {
+                group: group.to_string(),
+                member: member.to_string(),
+            }),
+        }
+    }
+
+    fn member_state(&self, group_id: &ConsumerGroupId, member: &ServerId) -> Result<MemberState, Error> {
+        let unknown = || Error::UnknownMember {
+            group: group_id.to_string(),
+            member: member.to_string(),
+        };
+        let group = self.meta.groups.get(group_id).ok_or_else(unknown)?;
+        if !group.has_member(member) {
+            return Err(unknown());
+        }
+        let assignment = group
+            .assignment_of(member)
+            .iter()
+            .filter_map(|tp| {
+                let position = group.position(&tp.topic, tp.partition)?;
+                let broker = *self.meta.topics.get(&tp.topic)?.placement.get(tp.partition as usize)?;
+                Some(AssignedFetch {
+                    topic: tp.topic.clone(),
+                    partition: tp.partition,
+                    broker_addr: self.meta.broker_addr(broker),
+                    position,
+                })
+            })
+            .collect();
+        Ok(MemberState {
+            group: group_id.clone(),
+            generation: group.generation,
+            assignment,
+        })
+    }
+}
+
+struct Inner {
+    config: LeaderConfig,
+    addr: ServerId,
+    state: Mutex<State>,
+    store: MetadataStore,
+    link: Arc<dyn BrokerLink>,
+    /// Serialises snapshot writes (an async lock: it is held across the write).
+    persist_lock: async_std::sync::Mutex<()>,
+    durable_changes: AtomicU64,
+}
+
+/// The leader service. Cheap to clone: clones share one state.
+#[derive(Clone)]
+pub struct Leader {
+    inner: Arc<Inner>,
+}
+
+impl Leader {
+    /// Loads the metadata from the data dir (empty if none) and starts serving it.
+    /// Brokers known from before get one broker timeout to show up again.
+    pub fn open(config: LeaderConfig, addr: ServerId, link: Arc<dyn BrokerLink>) -> Result<Leader, Error> {
+        let store = MetadataStore::open(&config.data_dir)?;
+        let mut meta = store.load()?;
+        meta.refresh_group_assignments();
+        let now = Instant::now();
+        let broker_seen = meta.brokers.keys().map(|id| (*id, now)).collect();
+        let member_seen = meta
+            .groups
+            .iter()
+            .flat_map(|(g, group)| group.members.keys().map(move |m| ((g.clone(), m.clone()), now)))
+            .collect();
+        Ok(Leader {
+            inner: Arc::new(Inner {
+                config,
+                addr,
+                state: Mutex::new(State {
+                    meta,
+                    changes: 0,
+                    broker_seen,
+                    member_seen,
+                }),
+                store,
+                link,
+                persist_lock: async_std::sync::Mutex::new(()),
+                durable_changes: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The leader's own address.
+    pub fn addr(&self) -> &ServerId {
+        &self.inner.addr
+    }
+
+    /// The settings it runs with.
+    pub fn config(&self) -> &LeaderConfig {
+        &self.inner.config
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock would be a bug in this module; the state is
+        // still consistent at every statement boundary, so keep serving.
+        self.inner.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Applies `change` to the state under the lock, counts it as a change to persist,
+    /// and makes it durable before returning.
+    async fn change<T>(&self, change: impl FnOnce(&mut State) -> Result<T, Error>) -> Result<T, Error> {
+        let out = {
+            let mut state = self.lock();
+            let out = change(&mut state)?;
+            state.changes += 1;
+            out
+        };
+        self.persist().await?;
+        Ok(out)
+    }
+
+    /// Makes every change made so far durable. Concurrent callers share writes.
+    async fn persist(&self) -> Result<(), Error> {
+        let target = self.lock().changes;
+        let _writer = self.inner.persist_lock.lock().await;
+        if self.inner.durable_changes.load(Ordering::Acquire) >= target {
+            return Ok(()); // a write that started after our change already covered it
+        }
+        let (changes, bytes) = {
+            let state = self.lock();
+            let bytes = serde_json::to_vec(&state.meta).map_err(Error::storage)?;
+            (state.changes, bytes)
+        };
+        let store = self.inner.store.clone();
+        async_std::task::spawn_blocking(move || store.write(&bytes)).await?;
+        self.inner.durable_changes.store(changes, Ordering::Release);
+        Ok(())
+    }
+
+    /// Brokers and topics.
+    pub fn cluster_metadata(&self) -> ClusterMetadata {
+        let state = self.lock();
+        let alive = state.alive(self.inner.config.broker_timeout);
+        ClusterMetadata {
+            leader: self.inner.addr.clone(),
+            brokers: state.meta.broker_infos(&alive),
+            topics: state
+                .meta
+                .topics
+                .keys()
+                .filter_map(|t| state.meta.topic_metadata(t, &alive).ok())
+                .collect(),
+        }
+    }
+
+    /// One topic's metadata.
+    pub fn topic_metadata(&self, topic: &Topic) -> Result<TopicMetadata, Error> {
+        topic.validate()?;
+        let state = self.lock();
+        let alive = state.alive(self.inner.config.broker_timeout);
+        state.meta.topic_metadata(topic, &alive)
+    }
+
+    /// Creates a topic on the live brokers and tells them.
+    pub async fn create_topic(&self, topic: &Topic, partitions: Option<u32>) -> Result<TopicMetadata, Error> {
+        let partitions = partitions.unwrap_or(self.inner.config.default_partitions);
+        let timeout = self.inner.config.broker_timeout;
+        let metadata = self
+            .change(|state| {
+                let live: Vec<BrokerId> = state.alive(timeout).into_iter().collect();
+                state.meta.create_topic(topic, partitions, &live)?;
+                state.meta.topic_metadata(topic, &live.into_iter().collect())
+            })
+            .await?;
+        let brokers: BTreeSet<BrokerId> = metadata.partitions.iter().map(|p| p.broker_id).collect();
+        self.push_assignments(brokers).await;
+        Ok(metadata)
+    }
+
+    /// Removes a topic: its partitions are deleted on the brokers, groups forget it.
+    pub async fn remove_topic(&self, topic: &Topic) -> Result<(), Error> {
+        let brokers = self
+            .change(|state| {
+                let hosts: BTreeSet<BrokerId> = state.meta.topic(topic)?.placement.iter().copied().collect();
+                state.meta.remove_topic(topic)?;
+                Ok(hosts)
+            })
+            .await?;
+        self.push_assignments(brokers).await;
+        Ok(())
+    }
+
+    /// Best effort: a broker that misses a push catches up through its heartbeat.
+    async fn push_assignments(&self, brokers: BTreeSet<BrokerId>) {
+        let pushes: Vec<(ServerId, BrokerAssignment)> = {
+            let state = self.lock();
+            brokers
+                .into_iter()
+                .map(|b| (state.meta.broker_addr(b), state.meta.assignment_of(b)))
+                .collect()
+        };
+        for (addr, assignment) in pushes {
+            if let Err(err) = self.inner.link.push_assignment(&addr, &assignment).await {
+                log_warning(&format!("could not push assignment to broker {addr}: {err}"));
+            }
+        }
+    }
+
+    /// Registers a broker (new, or coming back with its stored id).
+    pub async fn register_broker(&self, broker_id: Option<BrokerId>, addr: ServerId) -> Result<RegisterBrokerResponse, Error> {
+        addr.validate()?;
+        self.change(|state| {
+            let id = state.meta.register_broker(broker_id, addr);
+            state.broker_seen.insert(id, Instant::now());
+            Ok(RegisterBrokerResponse {
+                broker_id: id,
+                assignment: state.meta.assignment_of(id),
+            })
+        })
+        .await
+    }
+
+    /// Records a broker heartbeat; answers with its assignment if the broker is behind.
+    pub async fn heartbeat(&self, broker_id: BrokerId, addr: &ServerId, applied_version: u64) -> Result<HeartbeatResponse, Error> {
+        addr.validate()?;
+        let (response, moved) = {
+            let mut state = self.lock();
+            let before = state.meta.assignment_version;
+            state.meta.touch_broker(broker_id, addr)?;
+            state.broker_seen.insert(broker_id, Instant::now());
+            let moved = state.meta.assignment_version != before;
+            if moved {
+                state.changes += 1;
+            }
+            let assignment = (state.meta.assignment_version != applied_version)
+                .then(|| state.meta.assignment_of(broker_id));
+            (HeartbeatResponse { assignment }, moved)
+        };
+        if moved {
+            self.persist().await?;
+        }
+        Ok(response)
+    }
+
+    /// The partitions a broker hosts.
+    pub fn broker_assignment(&self, broker_id: BrokerId) -> Result<BrokerAssignment, Error> {
+        let state = self.lock();
+        if !state.meta.brokers.contains_key(&broker_id) {
+            return Err(Error::UnknownBroker { broker_id });
+        }
+        Ok(state.meta.assignment_of(broker_id))
+    }
+
+    /// A consumer announces itself (validates its id; membership starts with a join).
+    pub fn register_consumer(&self, consumer: &ServerId) -> Result<(), Error> {
+        consumer.validate()
+    }
+
+    /// Adds a member to a group (creating the group), with the subscriptions it keeps.
+    pub async fn join_group(&self, group: &ConsumerGroupId, member: &ServerId, subscriptions: Vec<Topic>) -> Result<MemberState, Error> {
+        group.validate()?;
+        member.validate()?;
+        self.change(|state| {
+            let counts = state.meta.partition_counts();
+            let g = state.meta.groups.entry(group.clone()).or_default();
+            g.join(member.clone(), subscriptions);
+            g.rebalance(&counts);
+            state.touch_member(group, member);
+            Ok(())
+        })
+        .await?;
+        self.init_missing_positions(group).await?;
+        self.member_state(group, member)
+    }
+
+    /// Removes a member; its partitions go to the others. The group and its positions
+    /// stay, so a member that rejoins continues where the group is.
+    pub async fn leave_group(&self, group: &ConsumerGroupId, member: &ServerId) -> Result<(), Error> {
+        group.validate()?;
+        self.change(|state| {
+            let counts = state.meta.partition_counts();
+            state.group_mut(group, member)?.leave(member);
+            if let Some(g) = state.meta.groups.get_mut(group) {
+                g.rebalance(&counts);
+            }
+            state.member_seen.remove(&(group.clone(), member.clone()));
+            Ok(())
+        })
+        .await
+    }
+
+    /// Subscribes a member to an existing topic. A group new to the topic starts at
+    /// the current end of each partition.
+    pub async fn subscribe(&self, group: &ConsumerGroupId, member: &ServerId, topic: &Topic) -> Result<MemberState, Error> {
+        group.validate()?;
+        topic.validate()?;
+        self.change(|state| {
+            state.meta.topic(topic)?;
+            let counts = state.meta.partition_counts();
+            let g = state.group_mut(group, member)?;
+            if g.subscribe(member, topic.clone()) {
+                g.rebalance(&counts);
+            }
+            state.touch_member(group, member);
+            Ok(())
+        })
+        .await?;
+        self.init_missing_positions(group).await?;
+        self.member_state(group, member)
+    }
+
+    /// Removes a member's subscription.
+    pub async fn unsubscribe(&self, group: &ConsumerGroupId, member: &ServerId, topic: &Topic) -> Result<MemberState, Error> {
+        group.validate()?;
+        topic.validate()?;
+        self.change(|state| {
+            let counts = state.meta.partition_counts();
+            let g = state.group_mut(group, member)?;
+            if g.unsubscribe(member, topic) {
+                g.rebalance(&counts);
+            }
+            state.touch_member(group, member);
+            Ok(())
+        })
+        .await?;
+        self.member_state(group, member)
+    }
+
+    /// A member's heartbeat: its current generation, partitions and positions.
+    pub async fn sync(&self, group: &ConsumerGroupId, member: &ServerId) -> Result<MemberState, Error> {
+        group.validate()?;
+        let needs_init = {
+            let mut state = self.lock();
+            let counts = state.meta.partition_counts();
+            let g = state.group_mut(group, member)?;
+            let missing = !g.partitions_without_position(&counts).is_empty();
+            state.touch_member(group, member);
+            missing
+        };
+        if needs_init {
+            // A partition whose broker was down at subscribe time: try again, but a
+            // broker still down only keeps that partition out of this answer.
+            if let Err(err) = self.init_missing_positions(group).await {
+                log_warning(&format!("group {group}: positions not initialised yet: {err}"));
+            }
+        }
+        self.member_state(group, member)
+    }
+
+    /// Moves the group's positions (compare-and-set, fenced by generation); durable
+    /// before it answers, so an accepted move survives a leader crash.
+    pub async fn commit(&self, group: &ConsumerGroupId, member: &ServerId, generation: u64, moves: &[OffsetMove]) -> Result<CommitResponse, Error> {
+        group.validate()?;
+        let outcome = {
+            let mut state = self.lock();
+            let outcome = state.group_mut(group, member)?.commit(member, generation, moves);
+            state.touch_member(group, member);
+            if outcome.accepted.iter().any(|a| *a) {
+                state.changes += 1;
+            }
+            outcome
+        };
+        if outcome.accepted.iter().any(|a| *a) {
+            self.persist().await?;
+        }
+        Ok(CommitResponse {
+            generation: outcome.generation,
+            accepted: outcome.accepted,
+        })
+    }
+
+    fn member_state(&self, group: &ConsumerGroupId, member: &ServerId) -> Result<MemberState, Error> {
+        self.lock().member_state(group, member)
+    }
+
+    /// Starts every subscribed partition that has no position at its log's end, asking
+    /// the hosting brokers.
+    async fn init_missing_positions(&self, group: &ConsumerGroupId) -> Result<(), Error> {
+        let by_broker: BTreeMap<ServerId, Vec<TopicPartition>> = {
+            let state = self.lock();
+            let Some(g) = state.meta.groups.get(group) else {
+                return Ok(());
+            };
+            let mut by_broker: BTreeMap<ServerId, Vec<TopicPartition>> = BTreeMap::new();
+            for tp in g.partitions_without_position(&state.meta.partition_counts()) {
+                let Some(&broker) = state
+                    .meta
+                    .topics
+                    .get(&tp.topic)
+                    .and_then(|t| t.placement.get(tp.partition as usize))
+                else {
+                    continue;
+                };
+                by_broker.entry(state.meta.broker_addr(broker)).or_default().push(tp);
+            }
+            by_broker
+        };
+        if by_broker.is_empty() {
+            return Ok(());
+        }
+        let mut first_error = None;
+        let mut found = Vec::new();
+        for (addr, partitions) in by_broker {
+            match self.inner.link.end_offsets(&addr, &partitions).await {
+                Ok(ends) => found.extend(partitions.into_iter().zip(ends)),
+                Err(err) => {
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        self.change(|state| {
+            if let Some(g) = state.meta.groups.get_mut(group) {
+                for (tp, end) in &found {
+                    g.init_position(&tp.topic, tp.partition, *end);
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Removes members silent for longer than the session timeout. Called periodically.
+    pub async fn expire_members(&self) -> Result<usize, Error> {
+        let timeout = self.inner.config.session_timeout;
+        let expired: Vec<(ConsumerGroupId, ServerId)> = self
+            .lock()
+            .member_seen
+            .iter()
+            .filter(|(_, seen)| seen.elapsed() >= timeout)
+            .map(|(key, _)| key.clone())
+            .collect();
+        if expired.is_empty() {
+            return Ok(0);
+        }
+        self.change(|state| {
+            let counts = state.meta.partition_counts();
+            for (group, member) in &expired {
+                // Check again under the lock: the member may have polled meanwhile.
+                let still_silent = state
+                    .member_seen
+                    .get(&(group.clone(), member.clone()))
+                    .is_some_and(|seen| seen.elapsed() >= timeout);
+                if !still_silent {
+                    continue;
+                }
+                state.member_seen.remove(&(group.clone(), member.clone()));
+                if let Some(g) = state.meta.groups.get_mut(group) {
+                    if g.leave(member) {
+                        g.rebalance(&counts);
+                    }
+                }
+            }
+            Ok(expired.len())
+        })
+        .await
+    }
+}
+
+/// Operational messages go to stderr: the CLI prints its machine-readable lines to
+/// stdout, and library users see problems without configuring a logger.
+pub(crate) fn log_warning(message: &str) {
+    eprintln!("logbrook: warning: {message}");
+}
