@@ -227,12 +227,35 @@ mod tests {
             Error::NotInGroup { consumer: s() },
             Error::UnknownTopic { topic: s() },
             Error::TopicExists { topic: s() },
-            Error::InvalidName { what: s(), name: s(), reason: s() },
-            Error::Unavailable { addr: s(), reason: s() },
-            Error::UnknownPartition { topic: s(), partition: 3 },
-            Error::NotPartitionOwner { topic: s(), partition: 1, broker: s() },
-            Error::OffsetOutOfRange { topic: s(), partition: 0, requested: 9, start: 0, end: 4 },
-            Error::UnknownMember { group: s(), member: s() },
+            Error::InvalidName {
+                what: s(),
+                name: s(),
+                reason: s(),
+            },
+            Error::Unavailable {
+                addr: s(),
+                reason: s(),
+            },
+            Error::UnknownPartition {
+                topic: s(),
+                partition: 3,
+            },
+            Error::NotPartitionOwner {
+                topic: s(),
+                partition: 1,
+                broker: s(),
+            },
+            Error::OffsetOutOfRange {
+                topic: s(),
+                partition: 0,
+                requested: 9,
+                start: 0,
+                end: 4,
+            },
+            Error::UnknownMember {
+                group: s(),
+                member: s(),
+            },
             Error::UnknownBroker { broker_id: 7 },
             Error::NoBrokers { reason: s() },
             Error::InvalidRequest { reason: s() },
@@ -266,7 +289,10 @@ mod tests {
             let status = err.status();
             let server_side = matches!(
                 err,
-                Error::Unavailable { .. } | Error::NoBrokers { .. } | Error::Storage { .. } | Error::Protocol { .. }
+                Error::Unavailable { .. }
+                    | Error::NoBrokers { .. }
+                    | Error::Storage { .. }
+                    | Error::Protocol { .. }
             );
             assert_eq!(status >= 500, server_side, "{err:?}");
         }

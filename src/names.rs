@@ -248,9 +248,23 @@ mod tests {
 
     #[test]
     fn path_tricks_and_odd_characters_are_rejected() {
-        for bad in ["", ".", "..", "a/b", "../etc", "a b", "é", "a\0b", "a\\b", &"t".repeat(250)] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "../etc",
+            "a b",
+            "é",
+            "a\0b",
+            "a\\b",
+            &"t".repeat(250),
+        ] {
             let err = Topic::new(bad).unwrap_err();
-            assert!(matches!(err, Error::InvalidName { ref what, .. } if what == "topic"), "{bad:?}");
+            assert!(
+                matches!(err, Error::InvalidName { ref what, .. } if what == "topic"),
+                "{bad:?}"
+            );
         }
         assert!(matches!(
             ConsumerGroupId::from("x/y").validate(),
@@ -260,7 +274,12 @@ mod tests {
 
     #[test]
     fn server_ids_allow_addresses_and_names() {
-        for ok in ["127.0.0.1:7070", "consumer-1", "[::1]:9000", "host.example:1"] {
+        for ok in [
+            "127.0.0.1:7070",
+            "consumer-1",
+            "[::1]:9000",
+            "host.example:1",
+        ] {
             ServerId::new(ok).unwrap();
         }
         for bad in ["", "a b", "x/y", "a?b", "a\nb"] {

@@ -50,7 +50,11 @@ impl HttpClient {
         format!("http://{addr}{path}")
     }
 
-    async fn send(&self, addr: &ServerId, req: surf::RequestBuilder) -> Result<surf::Response, Error> {
+    async fn send(
+        &self,
+        addr: &ServerId,
+        req: surf::RequestBuilder,
+    ) -> Result<surf::Response, Error> {
         let unavailable = |reason: String| Error::Unavailable {
             addr: addr.to_string(),
             reason,
@@ -68,7 +72,11 @@ impl HttpClient {
         Err(Error::from_json_body(status, &body))
     }
 
-    async fn json<T: DeserializeOwned>(&self, addr: &ServerId, req: surf::RequestBuilder) -> Result<T, Error> {
+    async fn json<T: DeserializeOwned>(
+        &self,
+        addr: &ServerId,
+        req: surf::RequestBuilder,
+    ) -> Result<T, Error> {
         let mut res = self.send(addr, req).await?;
         let bytes = res.body_bytes().await.map_err(|e| Error::Unavailable {
             addr: addr.to_string(),
@@ -79,29 +87,54 @@ impl HttpClient {
         })
     }
 
-    fn json_request<B: Serialize>(req: surf::RequestBuilder, body: &B) -> Result<surf::RequestBuilder, Error> {
-        let bytes = serde_json::to_vec(body).map_err(|e| Error::Protocol { reason: e.to_string() })?;
+    fn json_request<B: Serialize>(
+        req: surf::RequestBuilder,
+        body: &B,
+    ) -> Result<surf::RequestBuilder, Error> {
+        let bytes = serde_json::to_vec(body).map_err(|e| Error::Protocol {
+            reason: e.to_string(),
+        })?;
         Ok(req.body(bytes).content_type(surf::http::mime::JSON))
     }
 
     /// `GET path`, JSON answer.
-    pub async fn get_json<T: DeserializeOwned>(&self, addr: &ServerId, path: &str) -> Result<T, Error> {
-        self.json(addr, self.client.get(Self::url(addr, path))).await
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        addr: &ServerId,
+        path: &str,
+    ) -> Result<T, Error> {
+        self.json(addr, self.client.get(Self::url(addr, path)))
+            .await
     }
 
     /// `POST path` with a JSON body, JSON answer.
-    pub async fn post_json<B: Serialize, T: DeserializeOwned>(&self, addr: &ServerId, path: &str, body: &B) -> Result<T, Error> {
+    pub async fn post_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        addr: &ServerId,
+        path: &str,
+        body: &B,
+    ) -> Result<T, Error> {
         let req = Self::json_request(self.client.post(Self::url(addr, path)), body)?;
         self.json(addr, req).await
     }
 
     /// `DELETE path`, JSON answer.
-    pub async fn delete_json<T: DeserializeOwned>(&self, addr: &ServerId, path: &str) -> Result<T, Error> {
-        self.json(addr, self.client.delete(Self::url(addr, path))).await
+    pub async fn delete_json<T: DeserializeOwned>(
+        &self,
+        addr: &ServerId,
+        path: &str,
+    ) -> Result<T, Error> {
+        self.json(addr, self.client.delete(Self::url(addr, path)))
+            .await
     }
 
     /// `POST path` with a binary body, JSON answer.
-    pub async fn post_bytes<T: DeserializeOwned>(&self, addr: &ServerId, path: &str, body: Vec<u8>) -> Result<T, Error> {
+    pub async fn post_bytes<T: DeserializeOwned>(
+        &self,
+        addr: &ServerId,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<T, Error> {
         let req = self
             .client
             .post(Self::url(addr, path))
@@ -112,7 +145,9 @@ impl HttpClient {
 
     /// `GET path`, binary answer.
     pub async fn get_bytes(&self, addr: &ServerId, path: &str) -> Result<BytesResponse, Error> {
-        let mut res = self.send(addr, self.client.get(Self::url(addr, path))).await?;
+        let mut res = self
+            .send(addr, self.client.get(Self::url(addr, path)))
+            .await?;
         let end_offset = res
             .header(END_OFFSET_HEADER)
             .and_then(|v| v.last().as_str().parse().ok());

@@ -43,7 +43,10 @@ pub fn reply<T: Serialize>(result: Result<T, Error>) -> tide::Result {
 pub async fn body_bytes<S>(req: &mut Request<S>, limit: u64) -> Result<Vec<u8>, Error> {
     if let Some(len) = req.len() {
         if len as u64 > limit {
-            return Err(Error::TooLarge { size: len as u64, limit });
+            return Err(Error::TooLarge {
+                size: len as u64,
+                limit,
+            });
         }
     }
     let mut buf = Vec::with_capacity(req.len().unwrap_or(0));
@@ -53,7 +56,10 @@ pub async fn body_bytes<S>(req: &mut Request<S>, limit: u64) -> Result<Vec<u8>, 
         .await
         .map_err(|e| Error::invalid(format!("cannot read the request body: {e}")))?;
     if buf.len() as u64 > limit {
-        return Err(Error::TooLarge { size: buf.len() as u64, limit });
+        return Err(Error::TooLarge {
+            size: buf.len() as u64,
+            limit,
+        });
     }
     Ok(buf)
 }
@@ -100,18 +106,23 @@ where
 /// A number from the path.
 pub fn number_param<S>(req: &Request<S>, name: &str) -> Result<u32, Error> {
     let raw = raw_param(req, name)?;
-    raw.parse()
-        .map_err(|_| Error::invalid(format!("path parameter '{name}' must be a non-negative integer, got '{raw}'")))
+    raw.parse().map_err(|_| {
+        Error::invalid(format!(
+            "path parameter '{name}' must be a non-negative integer, got '{raw}'"
+        ))
+    })
 }
 
 /// A query string parameter, or `default` when absent.
 pub fn query_u64<S>(req: &Request<S>, name: &str, default: u64) -> Result<u64, Error> {
     for pair in req.url().query_pairs() {
         if pair.0 == name {
-            return pair
-                .1
-                .parse()
-                .map_err(|_| Error::invalid(format!("query parameter '{name}' must be a non-negative integer, got '{}'", pair.1)));
+            return pair.1.parse().map_err(|_| {
+                Error::invalid(format!(
+                    "query parameter '{name}' must be a non-negative integer, got '{}'",
+                    pair.1
+                ))
+            });
         }
     }
     Ok(default)
@@ -136,7 +147,11 @@ impl<S: Clone + Send + Sync + 'static> tide::Middleware<S> for JsonErrors {
             None => None,
         };
         if let Some(message) = message {
-            let kind = if res.status() == StatusCode::NotFound { "not_found" } else { "invalid_request" };
+            let kind = if res.status() == StatusCode::NotFound {
+                "not_found"
+            } else {
+                "invalid_request"
+            };
             res.set_body(serde_json::json!({"error": kind, "message": message}).to_string());
             res.set_content_type(tide::http::mime::JSON);
         }

@@ -81,7 +81,12 @@ mod tests {
     fn subs(pairs: &[(&str, &[&str])]) -> BTreeMap<ServerId, BTreeSet<Topic>> {
         pairs
             .iter()
-            .map(|(m, ts)| (ServerId::from(*m), ts.iter().map(|t| Topic::from(*t)).collect()))
+            .map(|(m, ts)| {
+                (
+                    ServerId::from(*m),
+                    ts.iter().map(|t| Topic::from(*t)).collect(),
+                )
+            })
             .collect()
     }
 
@@ -107,7 +112,12 @@ mod tests {
         }
         seen.sort();
         assert_eq!(seen, vec![1, 2, 3]);
-        assert_eq!(place_partitions(7, &brokers, &BTreeMap::new()).unwrap().len(), 7);
+        assert_eq!(
+            place_partitions(7, &brokers, &BTreeMap::new())
+                .unwrap()
+                .len(),
+            7
+        );
         assert!(place_partitions(1, &[], &load).is_none());
     }
 
@@ -120,7 +130,12 @@ mod tests {
         all.sort();
         let expected: Vec<TopicPartition> = [("t", 4), ("u", 3)]
             .iter()
-            .flat_map(|(t, n)| (0..*n).map(move |p| TopicPartition { topic: Topic::from(*t), partition: p }))
+            .flat_map(|(t, n)| {
+                (0..*n).map(move |p| TopicPartition {
+                    topic: Topic::from(*t),
+                    partition: p,
+                })
+            })
             .collect();
         assert_eq!(all, expected);
         for (member, owned) in &assignment {
@@ -129,7 +144,10 @@ mod tests {
             }
         }
         // Balanced: with 7 partitions and 3 members nobody has more than 3.
-        assert!(assignment.values().all(|o| (2..=3).contains(&o.len())), "{assignment:?}");
+        assert!(
+            assignment.values().all(|o| (2..=3).contains(&o.len())),
+            "{assignment:?}"
+        );
     }
 
     #[test]

@@ -108,7 +108,10 @@ impl Group {
 
     /// The partitions `member` owns in this generation.
     pub fn assignment_of(&self, member: &ServerId) -> &[TopicPartition] {
-        self.assignment.get(member).map(Vec::as_slice).unwrap_or(&[])
+        self.assignment
+            .get(member)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 
     /// The group's position in a partition, if it has one.
@@ -157,7 +160,12 @@ impl Group {
     /// Moves positions with compare-and-set. A move is accepted only if the member's
     /// generation is current, the member owns the partition in it, the group's
     /// position equals `from`, and `to` is ahead of `from`.
-    pub fn commit(&mut self, member: &ServerId, generation: u64, moves: &[OffsetMove]) -> CommitOutcome {
+    pub fn commit(
+        &mut self,
+        member: &ServerId,
+        generation: u64,
+        moves: &[OffsetMove],
+    ) -> CommitOutcome {
         let current = generation == self.generation;
         let accepted = moves
             .iter()
@@ -226,15 +234,31 @@ mod tests {
         let b = ServerId::from("b");
         let a_part = g.assignment_of(&a)[0].partition;
         // The owner moves its partition once; the same move again fails (position moved).
-        assert_eq!(g.commit(&a, gen, &[mv(a_part, 10, 15)]).accepted, vec![true]);
-        assert_eq!(g.commit(&a, gen, &[mv(a_part, 10, 15)]).accepted, vec![false]);
+        assert_eq!(
+            g.commit(&a, gen, &[mv(a_part, 10, 15)]).accepted,
+            vec![true]
+        );
+        assert_eq!(
+            g.commit(&a, gen, &[mv(a_part, 10, 15)]).accepted,
+            vec![false]
+        );
         // A non-owner cannot move it.
-        assert_eq!(g.commit(&b, gen, &[mv(a_part, 15, 20)]).accepted, vec![false]);
+        assert_eq!(
+            g.commit(&b, gen, &[mv(a_part, 15, 20)]).accepted,
+            vec![false]
+        );
         // After a rebalance the old generation is fenced.
         g.leave(&b);
         g.rebalance(&counts());
-        assert_eq!(g.commit(&a, gen, &[mv(a_part, 15, 20)]).accepted, vec![false]);
-        let out = g.commit(&a, g.generation, &[mv(a_part, 15, 20), mv(1 - a_part, 10, 11)]);
+        assert_eq!(
+            g.commit(&a, gen, &[mv(a_part, 15, 20)]).accepted,
+            vec![false]
+        );
+        let out = g.commit(
+            &a,
+            g.generation,
+            &[mv(a_part, 15, 20), mv(1 - a_part, 10, 11)],
+        );
         assert_eq!(out.accepted, vec![true, true]);
         assert_eq!(g.position(&Topic::from("t"), a_part), Some(20));
     }
@@ -243,7 +267,11 @@ mod tests {
     fn backwards_or_empty_moves_are_refused() {
         let mut g = group_with(&["a"]);
         let a = ServerId::from("a");
-        assert_eq!(g.commit(&a, g.generation, &[mv(0, 10, 10), mv(1, 10, 5)]).accepted, vec![false, false]);
+        assert_eq!(
+            g.commit(&a, g.generation, &[mv(0, 10, 10), mv(1, 10, 5)])
+                .accepted,
+            vec![false, false]
+        );
     }
 
     #[test]
@@ -262,7 +290,10 @@ mod tests {
         let a = ServerId::from("a");
         g.join(a.clone(), []);
         assert!(g.subscribe(&a, Topic::from("t")));
-        assert!(!g.subscribe(&a, Topic::from("t")), "subscribing twice is harmless");
+        assert!(
+            !g.subscribe(&a, Topic::from("t")),
+            "subscribing twice is harmless"
+        );
         assert!(!g.subscribe(&ServerId::from("stranger"), Topic::from("t")));
         g.join(a.clone(), [Topic::from("u")]);
         assert_eq!(g.topics().len(), 2);

@@ -4,7 +4,7 @@
 use tide::Request;
 
 use crate::error::Error;
-use crate::http::reply::{json_body, JsonErrors, name_param, number_param, reply};
+use crate::http::reply::{json_body, name_param, number_param, reply, JsonErrors};
 use crate::names::{ConsumerGroupId, Topic};
 use crate::protocol::control::{
     Ack, CommitRequest, CreateTopicRequest, HeartbeatRequest, JoinGroupRequest, MemberRequest,
@@ -38,7 +38,13 @@ async fn metadata(req: Request<Leader>) -> tide::Result {
 }
 
 async fn topic(req: Request<Leader>) -> tide::Result {
-    reply(async { req.state().topic_metadata(&name_param::<Topic, _>(&req, "topic")?) }.await)
+    reply(
+        async {
+            req.state()
+                .topic_metadata(&name_param::<Topic, _>(&req, "topic")?)
+        }
+        .await,
+    )
 }
 
 async fn create_topic(mut req: Request<Leader>) -> tide::Result {
@@ -76,7 +82,9 @@ async fn heartbeat(mut req: Request<Leader>) -> tide::Result {
         async {
             let id = number_param(&req, "id")?;
             let body: HeartbeatRequest = json_body(&mut req).await?;
-            req.state().heartbeat(id, &body.addr, body.assignment_version).await
+            req.state()
+                .heartbeat(id, &body.addr, body.assignment_version)
+                .await
         }
         .await,
     )
@@ -90,7 +98,9 @@ async fn register_consumer(mut req: Request<Leader>) -> tide::Result {
     reply(
         async {
             let body: RegisterConsumerRequest = json_body(&mut req).await?;
-            req.state().register_consumer(&body.consumer).map(|()| Ack {})
+            req.state()
+                .register_consumer(&body.consumer)
+                .map(|()| Ack {})
         }
         .await,
     )
@@ -101,7 +111,9 @@ async fn join(mut req: Request<Leader>) -> tide::Result {
         async {
             let group: ConsumerGroupId = name_param(&req, "group")?;
             let body: JoinGroupRequest = json_body(&mut req).await?;
-            req.state().join_group(&group, &body.member, body.subscriptions).await
+            req.state()
+                .join_group(&group, &body.member, body.subscriptions)
+                .await
         }
         .await,
     )
@@ -112,7 +124,10 @@ async fn leave(mut req: Request<Leader>) -> tide::Result {
         async {
             let group: ConsumerGroupId = name_param(&req, "group")?;
             let body: MemberRequest = json_body(&mut req).await?;
-            req.state().leave_group(&group, &body.member).await.map(|()| Ack {})
+            req.state()
+                .leave_group(&group, &body.member)
+                .await
+                .map(|()| Ack {})
         }
         .await,
     )
@@ -123,7 +138,9 @@ async fn subscribe(mut req: Request<Leader>) -> tide::Result {
         async {
             let group: ConsumerGroupId = name_param(&req, "group")?;
             let body: SubscriptionRequest = json_body(&mut req).await?;
-            req.state().subscribe(&group, &body.member, &body.topic).await
+            req.state()
+                .subscribe(&group, &body.member, &body.topic)
+                .await
         }
         .await,
     )
@@ -134,7 +151,9 @@ async fn unsubscribe(mut req: Request<Leader>) -> tide::Result {
         async {
             let group: ConsumerGroupId = name_param(&req, "group")?;
             let body: SubscriptionRequest = json_body(&mut req).await?;
-            req.state().unsubscribe(&group, &body.member, &body.topic).await
+            req.state()
+                .unsubscribe(&group, &body.member, &body.topic)
+                .await
         }
         .await,
     )

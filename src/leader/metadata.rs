@@ -97,7 +97,12 @@ impl Metadata {
     }
 
     /// Creates a topic with its partitions placed on `live` brokers.
-    pub fn create_topic(&mut self, topic: &Topic, partitions: u32, live: &[BrokerId]) -> Result<(), Error> {
+    pub fn create_topic(
+        &mut self,
+        topic: &Topic,
+        partitions: u32,
+        live: &[BrokerId],
+    ) -> Result<(), Error> {
         topic.validate()?;
         if self.topics.contains_key(topic) {
             return Err(Error::TopicExists {
@@ -115,12 +120,19 @@ impl Metadata {
                 *load.entry(*b).or_default() += 1;
             }
         }
-        let placement = place_partitions(partitions, live, &load).ok_or_else(|| Error::NoBrokers {
-            reason: format!("cannot place the partitions of topic '{topic}'"),
-        })?;
+        let placement =
+            place_partitions(partitions, live, &load).ok_or_else(|| Error::NoBrokers {
+                reason: format!("cannot place the partitions of topic '{topic}'"),
+            })?;
         let topic_id = self.next_topic_id;
         self.next_topic_id += 1;
-        self.topics.insert(topic.clone(), TopicRecord { topic_id, placement });
+        self.topics.insert(
+            topic.clone(),
+            TopicRecord {
+                topic_id,
+                placement,
+            },
+        );
         self.assignment_version += 1;
         let counts = self.partition_counts();
         for group in self.groups.values_mut() {
@@ -172,7 +184,11 @@ impl Metadata {
     }
 
     /// A topic's public metadata; `alive` says which brokers are up.
-    pub fn topic_metadata(&self, topic: &Topic, alive: &BTreeSet<BrokerId>) -> Result<TopicMetadata, Error> {
+    pub fn topic_metadata(
+        &self,
+        topic: &Topic,
+        alive: &BTreeSet<BrokerId>,
+    ) -> Result<TopicMetadata, Error> {
         let record = self.topic(topic)?;
         Ok(TopicMetadata {
             name: topic.clone(),
@@ -254,10 +270,16 @@ mod tests {
         assert_eq!(m.brokers.len(), 2);
         let v = m.assignment_version;
         assert_eq!(m.register_broker(Some(1), ServerId::from("127.0.0.1:1")), 1);
-        assert!(m.assignment_version > v, "an address change is a new assignment version");
+        assert!(
+            m.assignment_version > v,
+            "an address change is a new assignment version"
+        );
         assert_eq!(m.register_broker(Some(7), ServerId::from("127.0.0.1:2")), 7);
         assert_eq!(m.register_broker(None, ServerId::from("127.0.0.1:3")), 8);
-        assert!(matches!(m.touch_broker(42, &ServerId::from("x:1")), Err(Error::UnknownBroker { broker_id: 42 })));
+        assert!(matches!(
+            m.touch_broker(42, &ServerId::from("x:1")),
+            Err(Error::UnknownBroker { broker_id: 42 })
+        ));
     }
 
     #[test]
@@ -265,17 +287,36 @@ mod tests {
         let mut m = meta_with_brokers(3);
         let t = Topic::from("orders");
         m.create_topic(&t, 3, &[0, 1, 2]).unwrap();
-        assert!(matches!(m.create_topic(&t, 3, &[0]), Err(Error::TopicExists { .. })));
+        assert!(matches!(
+            m.create_topic(&t, 3, &[0]),
+            Err(Error::TopicExists { .. })
+        ));
         let first_id = m.topic(&t).unwrap().topic_id;
         let placement = m.topic(&t).unwrap().placement.clone();
-        assert_eq!(placement.iter().collect::<BTreeSet<_>>().len(), 3, "spread over brokers");
+        assert_eq!(
+            placement.iter().collect::<BTreeSet<_>>().len(),
+            3,
+            "spread over brokers"
+        );
         m.remove_topic(&t).unwrap();
-        assert!(matches!(m.remove_topic(&t), Err(Error::UnknownTopic { .. })));
+        assert!(matches!(
+            m.remove_topic(&t),
+            Err(Error::UnknownTopic { .. })
+        ));
         m.create_topic(&t, 2, &[0, 1, 2]).unwrap();
         assert_ne!(m.topic(&t).unwrap().topic_id, first_id);
-        assert!(matches!(m.create_topic(&Topic::from("x"), 1, &[]), Err(Error::NoBrokers { .. })));
-        assert!(matches!(m.create_topic(&Topic::from(".."), 1, &[0]), Err(Error::InvalidName { .. })));
-        assert!(matches!(m.create_topic(&Topic::from("z"), 0, &[0]), Err(Error::InvalidRequest { .. })));
+        assert!(matches!(
+            m.create_topic(&Topic::from("x"), 1, &[]),
+            Err(Error::NoBrokers { .. })
+        ));
+        assert!(matches!(
+            m.create_topic(&Topic::from(".."), 1, &[0]),
+            Err(Error::InvalidName { .. })
+        ));
+        assert!(matches!(
+            m.create_topic(&Topic::from("z"), 0, &[0]),
+            Err(Error::InvalidRequest { .. })
+        ));
     }
 
     #[test]

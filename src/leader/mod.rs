@@ -36,9 +36,17 @@ use self::store::MetadataStore;
 #[async_trait]
 pub trait BrokerLink: Send + Sync + 'static {
     /// Sends a broker its full assignment.
-    async fn push_assignment(&self, broker: &ServerId, assignment: &BrokerAssignment) -> Result<(), Error>;
+    async fn push_assignment(
+        &self,
+        broker: &ServerId,
+        assignment: &BrokerAssignment,
+    ) -> Result<(), Error>;
     /// Asks a broker for the end offsets of some of its partitions, in order.
-    async fn end_offsets(&self, broker: &ServerId, partitions: &[TopicPartition]) -> Result<Vec<u64>, Error>;
+    async fn end_offsets(
+        &self,
+        broker: &ServerId,
+        partitions: &[TopicPartition],
+    ) -> Result<Vec<u64>, Error>;
 }
 
 /// The leader's settings.
@@ -87,7 +95,11 @@ impl State {
             .insert((group.clone(), member.clone()), Instant::now());
     }
 
-    fn group_mut(&mut self, group: &ConsumerGroupId, member: &ServerId) -> Result<&mut Group, Error> {
+    fn group_mut(
+        &mut self,
+        group: &ConsumerGroupId,
+        member: &ServerId,
+    ) -> Result<&mut Group, Error> {
         match self.meta.groups.get_mut(group) {
             Some(g) if g.has_member(member) => Ok(g),
             _ => Err(Error::UnknownMember {
@@ -97,7 +109,11 @@ impl State {
         }
     }
 
-    fn member_state(&self, group_id: &ConsumerGroupId, member: &ServerId) -> Result<MemberState, Error> {
+    fn member_state(
+        &self,
+        group_id: &ConsumerGroupId,
+        member: &ServerId,
+    ) -> Result<MemberState, Error> {
         let unknown = || Error::UnknownMember {
             group: group_id.to_string(),
             member: member.to_string(),
@@ -111,7 +127,12 @@ impl State {
             .iter()
             .filter_map(|tp| {
                 let position = group.position(&tp.topic, tp.partition)?;
-                let broker = *self.meta.topics.get(&tp.topic)?.placement.get(tp.partition as usize)?;
+                let broker = *self
+                    .meta
+                    .topics
+                    .get(&tp.topic)?
+                    .placement
+                    .get(tp.partition as usize)?;
                 Some(AssignedFetch {
                     topic: tp.topic.clone(),
                     partition: tp.partition,
@@ -148,7 +169,11 @@ pub struct Leader {
 impl Leader {
     /// Loads the metadata from the data dir (empty if none) and starts serving it.
     /// Brokers known from before get one broker timeout to show up again.
-    pub fn open(config: LeaderConfig, addr: ServerId, link: Arc<dyn BrokerLink>) -> Result<Leader, Error> {
+    pub fn open(
+        config: LeaderConfig,
+        addr: ServerId,
+        link: Arc<dyn BrokerLink>,
+    ) -> Result<Leader, Error> {
         let store = MetadataStore::open(&config.data_dir)?;
         let mut meta = store.load()?;
         meta.refresh_group_assignments();
@@ -157,7 +182,12 @@ impl Leader {
         let member_seen = meta
             .groups
             .iter()
-            .flat_map(|(g, group)| group.members.keys().map(move |m| ((g.clone(), m.clone()), now)))
+            .flat_map(|(g, group)| {
+                group
+                    .members
+                    .keys()
+                    .map(move |m| ((g.clone(), m.clone()), now))
+            })
             .collect();
         Ok(Leader {
             inner: Arc::new(Inner {
@@ -190,12 +220,18 @@ impl Leader {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock would be a bug in this module; the state is
         // still consistent at every statement boundary, so keep serving.
-        self.inner.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Applies `change` to the state under the lock, counts it as a change to persist,
     /// and makes it durable before returning.
-    async fn change<T>(&self, change: impl FnOnce(&mut State) -> Result<T, Error>) -> Result<T, Error> {
+    async fn change<T>(
+        &self,
+        change: impl FnOnce(&mut State) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         let out = {
             let mut state = self.lock();
             let out = change(&mut state)?;
@@ -249,14 +285,20 @@ impl Leader {
     }
 
     /// Creates a topic on the live brokers and tells them.
-    pub async fn create_topic(&self, topic: &Topic, partitions: Option<u32>) -> Result<TopicMetadata, Error> {
+    pub async fn create_topic(
+        &self,
+        topic: &Topic,
+        partitions: Option<u32>,
+    ) -> Result<TopicMetadata, Error> {
         let partitions = partitions.unwrap_or(self.inner.config.default_partitions);
         let timeout = self.inner.config.broker_timeout;
         let metadata = self
             .change(|state| {
                 let live: Vec<BrokerId> = state.alive(timeout).into_iter().collect();
                 state.meta.create_topic(topic, partitions, &live)?;
-                state.meta.topic_metadata(topic, &live.into_iter().collect())
+                state
+                    .meta
+                    .topic_metadata(topic, &live.into_iter().collect())
             })
             .await?;
         let brokers: BTreeSet<BrokerId> = metadata.partitions.iter().map(|p| p.broker_id).collect();
@@ -268,7 +310,8 @@ impl Leader {
     pub async fn remove_topic(&self, topic: &Topic) -> Result<(), Error> {
         let brokers = self
             .change(|state| {
-                let hosts: BTreeSet<BrokerId> = state.meta.topic(topic)?.placement.iter().copied().collect();
+                let hosts: BTreeSet<BrokerId> =
+                    state.meta.topic(topic)?.placement.iter().copied().collect();
                 state.meta.remove_topic(topic)?;
                 Ok(hosts)
             })
@@ -288,13 +331,19 @@ impl Leader {
         };
         for (addr, assignment) in pushes {
             if let Err(err) = self.inner.link.push_assignment(&addr, &assignment).await {
-                log_warning(&format!("could not push assignment to broker {addr}: {err}"));
+                log_warning(&format!(
+                    "could not push assignment to broker {addr}: {err}"
+                ));
             }
         }
     }
 
     /// Registers a broker (new, or coming back with its stored id).
-    pub async fn register_broker(&self, broker_id: Option<BrokerId>, addr: ServerId) -> Result<RegisterBrokerResponse, Error> {
+    pub async fn register_broker(
+        &self,
+        broker_id: Option<BrokerId>,
+        addr: ServerId,
+    ) -> Result<RegisterBrokerResponse, Error> {
         addr.validate()?;
         self.change(|state| {
             let id = state.meta.register_broker(broker_id, addr);
@@ -308,7 +357,12 @@ impl Leader {
     }
 
     /// Records a broker heartbeat; answers with its assignment if the broker is behind.
-    pub async fn heartbeat(&self, broker_id: BrokerId, addr: &ServerId, applied_version: u64) -> Result<HeartbeatResponse, Error> {
+    pub async fn heartbeat(
+        &self,
+        broker_id: BrokerId,
+        addr: &ServerId,
+        applied_version: u64,
+    ) -> Result<HeartbeatResponse, Error> {
         addr.validate()?;
         let (response, moved) = {
             let mut state = self.lock();
@@ -344,7 +398,12 @@ impl Leader {
     }
 
     /// Adds a member to a group (creating the group), with the subscriptions it keeps.
-    pub async fn join_group(&self, group: &ConsumerGroupId, member: &ServerId, subscriptions: Vec<Topic>) -> Result<MemberState, Error> {
+    pub async fn join_group(
+        &self,
+        group: &ConsumerGroupId,
+        member: &ServerId,
+        subscriptions: Vec<Topic>,
+    ) -> Result<MemberState, Error> {
         group.validate()?;
         member.validate()?;
         self.change(|state| {
@@ -362,7 +421,11 @@ impl Leader {
 
     /// Removes a member; its partitions go to the others. The group and its positions
     /// stay, so a member that rejoins continues where the group is.
-    pub async fn leave_group(&self, group: &ConsumerGroupId, member: &ServerId) -> Result<(), Error> {
+    pub async fn leave_group(
+        &self,
+        group: &ConsumerGroupId,
+        member: &ServerId,
+    ) -> Result<(), Error> {
         group.validate()?;
         self.change(|state| {
             let counts = state.meta.partition_counts();
@@ -378,7 +441,12 @@ impl Leader {
 
     /// Subscribes a member to an existing topic. A group new to the topic starts at
     /// the current end of each partition.
-    pub async fn subscribe(&self, group: &ConsumerGroupId, member: &ServerId, topic: &Topic) -> Result<MemberState, Error> {
+    pub async fn subscribe(
+        &self,
+        group: &ConsumerGroupId,
+        member: &ServerId,
+        topic: &Topic,
+    ) -> Result<MemberState, Error> {
         group.validate()?;
         topic.validate()?;
         self.change(|state| {
@@ -397,7 +465,12 @@ impl Leader {
     }
 
     /// Removes a member's subscription.
-    pub async fn unsubscribe(&self, group: &ConsumerGroupId, member: &ServerId, topic: &Topic) -> Result<MemberState, Error> {
+    pub async fn unsubscribe(
+        &self,
+        group: &ConsumerGroupId,
+        member: &ServerId,
+        topic: &Topic,
+    ) -> Result<MemberState, Error> {
         group.validate()?;
         topic.validate()?;
         self.change(|state| {
@@ -414,7 +487,11 @@ impl Leader {
     }
 
     /// A member's heartbeat: its current generation, partitions and positions.
-    pub async fn sync(&self, group: &ConsumerGroupId, member: &ServerId) -> Result<MemberState, Error> {
+    pub async fn sync(
+        &self,
+        group: &ConsumerGroupId,
+        member: &ServerId,
+    ) -> Result<MemberState, Error> {
         group.validate()?;
         let needs_init = {
             let mut state = self.lock();
@@ -428,7 +505,9 @@ impl Leader {
             // A partition whose broker was down at subscribe time: try again, but a
             // broker still down only keeps that partition out of this answer.
             if let Err(err) = self.init_missing_positions(group).await {
-                log_warning(&format!("group {group}: positions not initialised yet: {err}"));
+                log_warning(&format!(
+                    "group {group}: positions not initialised yet: {err}"
+                ));
             }
         }
         self.member_state(group, member)
@@ -436,11 +515,19 @@ impl Leader {
 
     /// Moves the group's positions (compare-and-set, fenced by generation); durable
     /// before it answers, so an accepted move survives a leader crash.
-    pub async fn commit(&self, group: &ConsumerGroupId, member: &ServerId, generation: u64, moves: &[OffsetMove]) -> Result<CommitResponse, Error> {
+    pub async fn commit(
+        &self,
+        group: &ConsumerGroupId,
+        member: &ServerId,
+        generation: u64,
+        moves: &[OffsetMove],
+    ) -> Result<CommitResponse, Error> {
         group.validate()?;
         let outcome = {
             let mut state = self.lock();
-            let outcome = state.group_mut(group, member)?.commit(member, generation, moves);
+            let outcome = state
+                .group_mut(group, member)?
+                .commit(member, generation, moves);
             state.touch_member(group, member);
             if outcome.accepted.iter().any(|a| *a) {
                 state.changes += 1;
@@ -456,7 +543,11 @@ impl Leader {
         })
     }
 
-    fn member_state(&self, group: &ConsumerGroupId, member: &ServerId) -> Result<MemberState, Error> {
+    fn member_state(
+        &self,
+        group: &ConsumerGroupId,
+        member: &ServerId,
+    ) -> Result<MemberState, Error> {
         self.lock().member_state(group, member)
     }
 
@@ -478,7 +569,10 @@ impl Leader {
                 else {
                     continue;
                 };
-                by_broker.entry(state.meta.broker_addr(broker)).or_default().push(tp);
+                by_broker
+                    .entry(state.meta.broker_addr(broker))
+                    .or_default()
+                    .push(tp);
             }
             by_broker
         };

@@ -27,7 +27,9 @@ impl MetadataStore {
     /// Uses `dir` (created if missing).
     pub fn open(dir: &Path) -> Result<MetadataStore, Error> {
         fs::create_dir_all(dir).map_err(|e| io_error("create", dir, e))?;
-        Ok(MetadataStore { dir: dir.to_path_buf() })
+        Ok(MetadataStore {
+            dir: dir.to_path_buf(),
+        })
     }
 
     /// Reads the last snapshot, or empty metadata when there is none.
@@ -48,7 +50,8 @@ impl MetadataStore {
         let tmp = self.dir.join(TMP_NAME);
         let path = self.dir.join(FILE_NAME);
         let mut file = fs::File::create(&tmp).map_err(|e| io_error("create", &tmp, e))?;
-        file.write_all(bytes).map_err(|e| io_error("write", &tmp, e))?;
+        file.write_all(bytes)
+            .map_err(|e| io_error("write", &tmp, e))?;
         file.sync_all().map_err(|e| io_error("fsync", &tmp, e))?;
         fs::rename(&tmp, &path).map_err(|e| io_error("rename", &path, e))?;
         let dir = fs::File::open(&self.dir).map_err(|e| io_error("open", &self.dir, e))?;

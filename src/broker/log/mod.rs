@@ -1,1 +1,267 @@
-//! Partition log storage engine (owned by the storage-engine work).
+//! The per-partition segmented log.
+//!
+//! A partition is one directory of segments, each a `.log` file of record
+//! batches stored exactly as produced (with their assigned base offset
+//! written in) and a sparse `.index` file, both named by the segment's base
+//! offset zero-padded to 20 digits. Appends go to the last ("active")
+//! segment; when it would outgrow `segment_bytes` the log rolls to a new
+//! one, fsyncing the old one first so that recovery can trust it.
+//!
+//! The log is synchronous and single-writer (`&mut self` appends, `&self`
+//! reads via positional I/O); the broker decides threading and how often to
+//! call [`PartitionLog::sync`].
+
+mod config;
+mod error;
+mod index;
+mod recovery;
+mod scan;
+mod segment;
+#[cfg(test)]
+mod tests;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+pub use config::{FsyncPolicy, LogConfig, ParseFsyncPolicyError};
+pub use error::LogError;
+
+use crate::protocol::batch::{self, HEADER_LEN};
+use error::io_err;
+use recovery::{sync_dir, Recovered};
+use segment::Segment;
+
+/// The offsets an append assigned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset of the batch's first record.
+    pub base_offset: u64,
+    /// Offset of the batch's last record.
+    pub last_offset: u64,
+    /// Records in the batch.
+    pub record_count: u32,
+}
+
+/// One partition's log on disk.
+#[derive(Debug)]
+pub struct PartitionLog {
+    dir: PathBuf,
+    config: LogConfig,
+    /// Older segments, ascending by base offset; fsynced and immutable.
+    closed: Vec<Segment>,
+    /// The segment appends go to.
+    active: Segment,
+    /// Appended since the last fsync.
+    dirty: bool,
+}
+
+impl PartitionLog {
+    /// Opens (creating if missing) the partition directory and recovers it:
+    /// closed segments are trusted (index loaded from the .index file,
+    /// rebuilt by scanning if missing or inconsistent); the active (last)
+    /// segment is scanned batch by batch, every whole batch whose CRC checks
+    /// and whose base offset continues the sequence is kept, and a torn or
+    /// corrupt tail is truncated (file set_len + fsync), its index rebuilt.
+    /// Damage found inside a closed segment ends the log there the same way
+    /// (later segments are deleted). Stray files are ignored. A missing dir
+    /// is an empty log at offset 0.
+    pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogError> {
+        let Recovered { closed, active } = recovery::recover(dir, &config)?;
+        Ok(PartitionLog {
+            dir: dir.to_path_buf(),
+            config,
+            closed,
+            active,
+            dirty: false,
+        })
+    }
+
+    /// Validates the batch, assigns base offset = `end_offset()`, writes it
+    /// into `batch` in place and appends the batch to the active segment,
+    /// rolling first if it would exceed `segment_bytes` and the segment is
+    /// non-empty (so a batch larger than `segment_bytes` gets a segment of
+    /// its own). fsyncs before returning under [`FsyncPolicy::Always`].
+    ///
+    /// On error nothing is appended, though `batch`'s base offset field may
+    /// already have been overwritten.
+    pub fn append(&mut self, batch: &mut [u8]) -> Result<AppendInfo, LogError> {
+        let header = batch::validate(batch)?;
+        let record_count = header.record_count.unsigned_abs();
+        let base_offset = self.end_offset();
+        // Offsets travel as i64 on the wire.
+        let next_offset = base_offset
+            .checked_add(u64::from(record_count))
+            .filter(|&next| i64::try_from(next).is_ok())
+            .ok_or(LogError::OffsetOverflow {
+                end: base_offset,
+                records: record_count,
+            })?;
+        batch::set_base_offset(batch, base_offset as i64);
+        if self.must_roll(batch.len() as u64, next_offset) {
+            self.roll()?;
+        }
+        let always = self.config.fsync == FsyncPolicy::Always;
+        self.active
+            .append(batch, next_offset, self.config.index_interval_bytes, always)?;
+        self.dirty |= !always;
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: next_offset - 1,
+            record_count,
+        })
+    }
+
+    /// Whether the batch must go to a new segment: the active one would
+    /// exceed `segment_bytes`, or the u32 positions and relative offsets of
+    /// its index.
+    fn must_roll(&self, batch_len: u64, next_offset: u64) -> bool {
+        let size = self.active.size();
+        let new_size = size + batch_len;
+        size > 0
+            && (new_size > self.config.segment_bytes
+                || new_size > u64::from(u32::MAX)
+                || next_offset - 1 - self.active.base_offset() > u64::from(u32::MAX))
+    }
+
+    fn roll(&mut self) -> Result<(), LogError> {
+        self.active.sync_all()?;
+        let fresh = Segment::create(&self.dir, self.end_offset())?;
+        sync_dir(&self.dir)?;
+        let full = std::mem::replace(&mut self.active, fresh);
+        self.closed.push(full);
+        self.dirty = false;
+        Ok(())
+    }
+
+    /// Reads whole stored batches starting with the batch that contains
+    /// `offset`, across segments, up to `max_bytes` in total but always at
+    /// least one whole batch if any exists at/after `offset`. Returns an
+    /// empty Vec when `offset == end_offset()`; offsets outside
+    /// `[start_offset(), end_offset()]` are [`LogError::OffsetOutOfRange`].
+    /// Issues one positional read per segment touched, plus one to find the
+    /// first batch.
+    pub fn read(&self, offset: u64, max_bytes: usize) -> Result<Vec<u8>, LogError> {
+        self.check_range(offset)?;
+        let mut out = Vec::new();
+        if offset == self.end_offset() {
+            return Ok(out);
+        }
+        let mut segments = self.segments().skip(self.segment_index(offset));
+        let Some(first) = segments.next() else {
+            return Ok(out);
+        };
+        let (pos, len, _) = first.locate(offset, self.config.index_interval_bytes)?;
+        let mut reached_end = first.read_batches(pos, max_bytes.max(len), &mut out)?;
+        for segment in segments {
+            let budget = max_bytes.saturating_sub(out.len());
+            if !reached_end || budget < HEADER_LEN {
+                break;
+            }
+            reached_end = segment.read_batches(0, budget, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// The first offset still in the log.
+    pub fn start_offset(&self) -> u64 {
+        self.closed.first().unwrap_or(&self.active).base_offset()
+    }
+
+    /// The offset the next record will get.
+    pub fn end_offset(&self) -> u64 {
+        self.active.next_offset()
+    }
+
+    /// fsyncs the active segment if anything was appended since the last
+    /// sync. Cheap when clean. The active index is not synced: recovery
+    /// rebuilds it from the validated log anyway.
+    pub fn sync(&mut self) -> Result<(), LogError> {
+        if self.dirty {
+            self.active.sync_log()?;
+            self.dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Whether appends since the last sync may not be on stable storage.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// Truncates the log so that `end_offset()` becomes `offset`, or the
+    /// base of the batch containing `offset` if it falls inside a batch
+    /// (batches are never split). Later segments are deleted; the result is
+    /// durable on return. `offset` must lie in
+    /// `[start_offset(), end_offset()]`.
+    pub fn truncate_to(&mut self, offset: u64) -> Result<(), LogError> {
+        self.check_range(offset)?;
+        if offset == self.end_offset() {
+            return Ok(());
+        }
+        let i = self.segment_index(offset);
+        let target = self.segments().nth(i).unwrap_or(&self.active);
+        let (pos, _, batch_base) = target.locate(offset, self.config.index_interval_bytes)?;
+        if i < self.closed.len() {
+            let doomed = self.closed.split_off(i + 1);
+            if let Some(keep) = self.closed.pop() {
+                let old_active = std::mem::replace(&mut self.active, keep);
+                // Newest first, so a crash midway leaves a shorter but
+                // gap-free log.
+                let mut result = old_active.remove();
+                for segment in doomed.into_iter().rev() {
+                    result = result.and(segment.remove());
+                }
+                result?;
+                sync_dir(&self.dir)?;
+            }
+        }
+        self.active.truncate(pos, batch_base)?;
+        self.dirty = false;
+        Ok(())
+    }
+
+    /// Deletes every file of this partition (the directory itself),
+    /// consuming the log.
+    pub fn delete(self) -> Result<(), LogError> {
+        let PartitionLog {
+            dir,
+            closed,
+            active,
+            ..
+        } = self;
+        drop((closed, active));
+        fs::remove_dir_all(&dir).map_err(io_err("delete directory", &dir))
+    }
+
+    /// The partition directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn segments(&self) -> impl Iterator<Item = &Segment> {
+        self.closed.iter().chain(std::iter::once(&self.active))
+    }
+
+    /// Position in `segments()` of the segment holding `offset`, which must
+    /// be in range.
+    fn segment_index(&self, offset: u64) -> usize {
+        if self.active.base_offset() <= offset {
+            return self.closed.len();
+        }
+        self.closed
+            .partition_point(|s| s.base_offset() <= offset)
+            .saturating_sub(1)
+    }
+
+    fn check_range(&self, offset: u64) -> Result<(), LogError> {
+        let (start, end) = (self.start_offset(), self.end_offset());
+        if offset < start || offset > end {
+            return Err(LogError::OffsetOutOfRange {
+                requested: offset,
+                start,
+                end,
+            });
+        }
+        Ok(())
+    }
+}

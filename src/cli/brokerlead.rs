@@ -1,0 +1,49 @@
+//! `logbrook brokerlead`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use structopt::StructOpt;
+
+use crate::error::Error;
+use crate::leader::LeaderConfig;
+use crate::node::{bind, start_leader};
+
+use super::{announce, interrupted, DEFAULT_LEADER};
+
+/// Arguments of `logbrook brokerlead`.
+#[derive(Debug, StructOpt)]
+pub struct Args {
+    /// Address to listen on (port 0 picks a free port; the line `leader HOST:PORT` tells which)
+    #[structopt(long, default_value = DEFAULT_LEADER)]
+    addr: String,
+    /// Where the leader keeps its metadata (created if missing)
+    #[structopt(long, default_value = "logbrook-data/leader", parse(from_os_str))]
+    data_dir: PathBuf,
+    /// Partition count of topics created without one
+    #[structopt(long, default_value = "3")]
+    partitions: u32,
+    /// A broker without a heartbeat for this long is marked dead
+    #[structopt(long, default_value = "3000")]
+    broker_timeout_ms: u64,
+    /// A consumer that does not poll for this long leaves its group
+    #[structopt(long, default_value = "10000")]
+    session_timeout_ms: u64,
+}
+
+impl Args {
+    pub(super) async fn run(self) -> Result<(), Error> {
+        let stop = interrupted()?;
+        let config = LeaderConfig {
+            data_dir: self.data_dir,
+            default_partitions: self.partitions,
+            broker_timeout: Duration::from_millis(self.broker_timeout_ms),
+            session_timeout: Duration::from_millis(self.session_timeout_ms),
+        };
+        let leader = start_leader(config, bind(&self.addr).await?).await?;
+        announce(&format!("leader {}", leader.addr()));
+        let _ = stop.recv().await;
+        leader.stop().await;
+        Ok(())
+    }
+}

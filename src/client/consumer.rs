@@ -1,0 +1,298 @@
+//! The consumer: joins a group through the leader, subscribes, and polls: it syncs
+//! with the leader (learning any rebalance), fetches from the brokers, moves the
+//! group's positions with a compare-and-set, and only then hands the records out.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::http::client::HttpClient;
+use crate::names::{ConsumerGroupId, ServerId, Topic};
+use crate::protocol::batch;
+use crate::protocol::control::{AssignedFetch, MemberState, OffsetMove};
+
+use super::api::{BrokerClient, LeaderClient};
+use super::message::Message;
+
+/// Consumer settings.
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    /// Per-request timeout.
+    pub request_timeout: Duration,
+    /// Most records one poll returns.
+    pub max_poll_records: usize,
+    /// Most bytes fetched from one partition per poll.
+    pub max_partition_fetch_bytes: u64,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        ConsumerConfig {
+            request_timeout: Duration::from_secs(10),
+            max_poll_records: 10_000,
+            max_partition_fetch_bytes: 1 << 20,
+        }
+    }
+}
+
+/// Reads records as a member of a consumer group.
+pub struct Consumer {
+    id: ServerId,
+    leader: LeaderClient,
+    brokers: BrokerClient,
+    config: ConsumerConfig,
+    group: Option<ConsumerGroupId>,
+    subscriptions: BTreeSet<Topic>,
+}
+
+impl Consumer {
+    /// Registers consumer `addr` (its unique id: a name or `host:port`) with the leader.
+    pub async fn new(addr: ServerId, broker_leader_addr: ServerId) -> Result<Consumer, Error> {
+        Consumer::with_config(addr, broker_leader_addr, ConsumerConfig::default()).await
+    }
+
+    /// [`Consumer::new`] with settings.
+    pub async fn with_config(
+        addr: ServerId,
+        broker_leader_addr: ServerId,
+        config: ConsumerConfig,
+    ) -> Result<Consumer, Error> {
+        addr.validate()?;
+        broker_leader_addr.validate()?;
+        let http = HttpClient::new(config.request_timeout);
+        let leader = LeaderClient::new(http.clone(), broker_leader_addr);
+        leader.register_consumer(&addr).await?;
+        Ok(Consumer {
+            id: addr,
+            leader,
+            brokers: BrokerClient::new(http),
+            config,
+            group: None,
+            subscriptions: BTreeSet::new(),
+        })
+    }
+
+    /// This consumer's id.
+    pub fn id(&self) -> &ServerId {
+        &self.id
+    }
+
+    /// The group it is in.
+    pub fn group(&self) -> Option<&ConsumerGroupId> {
+        self.group.as_ref()
+    }
+
+    /// Its subscriptions (kept across leave and rejoin).
+    pub fn subscriptions(&self) -> impl Iterator<Item = &Topic> {
+        self.subscriptions.iter()
+    }
+
+    /// Joins a group (leaving the current one first). The consumer's subscriptions
+    /// come along; it continues from the group's positions.
+    pub async fn join_consumer_group(
+        &mut self,
+        consumer_group_id: ConsumerGroupId,
+    ) -> Result<(), Error> {
+        consumer_group_id.validate()?;
+        if self.group.as_ref().is_some_and(|g| g != &consumer_group_id) {
+            self.leave_consumer_group().await?;
+        }
+        self.leader
+            .join(
+                &consumer_group_id,
+                &self.id,
+                self.subscriptions.iter().cloned().collect(),
+            )
+            .await?;
+        self.group = Some(consumer_group_id);
+        Ok(())
+    }
+
+    /// Leaves the group; its partitions go to the other members.
+    pub async fn leave_consumer_group(&mut self) -> Result<(), Error> {
+        let group = self.require_group()?;
+        match self.leader.leave(&group, &self.id).await {
+            // Already removed (timed out): leaving is done either way.
+            Ok(()) | Err(Error::UnknownMember { .. }) => {
+                self.group = None;
+                Ok(())
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Subscribes to a topic: the group receives its records produced from now on.
+    pub async fn subscribe(&mut self, topic: Topic) -> Result<(), Error> {
+        topic.validate()?;
+        let group = self.require_group()?;
+        self.with_membership(&group, |c| {
+            let (leader, g, id, t) = (c.leader.clone(), group.clone(), c.id.clone(), topic.clone());
+            async move { leader.subscription(&g, &id, &t, true).await }
+        })
+        .await?;
+        self.subscriptions.insert(topic);
+        Ok(())
+    }
+
+    /// Stops receiving a topic.
+    pub async fn unsubscribe(&mut self, topic: Topic) -> Result<(), Error> {
+        topic.validate()?;
+        let group = self.require_group()?;
+        self.subscriptions.remove(&topic);
+        self.with_membership(&group, |c| {
+            let (leader, g, id, t) = (c.leader.clone(), group.clone(), c.id.clone(), topic.clone());
+            async move { leader.subscription(&g, &id, &t, false).await }
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Returns the records that arrived since the last poll on this member's
+    /// partitions (possibly none). Each record reaches only one member of the group.
+    pub async fn poll(&mut self) -> Result<Vec<Message>, Error> {
+        let group = self.require_group()?;
+        let state = self
+            .with_membership(&group, |c| {
+                let (leader, g, id) = (c.leader.clone(), group.clone(), c.id.clone());
+                async move { leader.sync(&g, &id).await }
+            })
+            .await?;
+        let mut messages = Vec::new();
+        let mut moves = Vec::new();
+        for assigned in &state.assignment {
+            let room = self.config.max_poll_records.saturating_sub(messages.len());
+            if room == 0 {
+                break;
+            }
+            let before = messages.len();
+            match self.fetch(assigned, room, &mut messages).await {
+                Ok(()) => {}
+                // One unreachable broker must not stop the other partitions.
+                Err(
+                    Error::Unavailable { .. }
+                    | Error::NotPartitionOwner { .. }
+                    | Error::OffsetOutOfRange { .. },
+                ) => continue,
+                Err(err) => return Err(err),
+            }
+            if let Some(last) = messages[before..].last() {
+                moves.push((
+                    before,
+                    OffsetMove {
+                        topic: assigned.topic.clone(),
+                        partition: assigned.partition,
+                        from: assigned.position,
+                        to: last.offset + 1,
+                    },
+                ));
+            }
+        }
+        if moves.is_empty() {
+            return Ok(messages);
+        }
+        let response = self
+            .leader
+            .commit(
+                &group,
+                &self.id,
+                state.generation,
+                moves.iter().map(|(_, m)| m.clone()).collect(),
+            )
+            .await?;
+        // Keep only the records whose position move was accepted: the others may
+        // already belong to another member after a rebalance.
+        let mut keep = vec![false; messages.len()];
+        for (i, (start, _)) in moves.iter().enumerate() {
+            if response.accepted.get(i).copied().unwrap_or(false) {
+                let end = moves.get(i + 1).map_or(messages.len(), |(next, _)| *next);
+                keep[*start..end].iter_mut().for_each(|k| *k = true);
+            }
+        }
+        let mut flags = keep.into_iter();
+        messages.retain(|_| flags.next().unwrap_or(false));
+        Ok(messages)
+    }
+
+    async fn fetch(
+        &self,
+        assigned: &AssignedFetch,
+        room: usize,
+        out: &mut Vec<Message>,
+    ) -> Result<(), Error> {
+        let fetched = self
+            .brokers
+            .fetch(
+                &assigned.broker_addr,
+                &assigned.topic,
+                assigned.partition,
+                assigned.position,
+                self.config.max_partition_fetch_bytes,
+            )
+            .await?;
+        let mut taken = 0usize;
+        for batch in batch::batches(&fetched.body) {
+            let batch = batch.map_err(|e| Error::Protocol {
+                reason: format!("bad batch from {}: {e}", assigned.broker_addr),
+            })?;
+            for record in batch::records(batch).map_err(bad_batch)? {
+                let record = record.map_err(bad_batch)?;
+                let offset = record.offset as u64;
+                if offset < assigned.position {
+                    continue; // the batch starts before our position
+                }
+                if taken == room {
+                    return Ok(());
+                }
+                out.push(Message {
+                    topic: assigned.topic.clone(),
+                    partition: assigned.partition,
+                    offset,
+                    key: record.key.map(<[u8]>::to_vec),
+                    value: record.value.to_vec(),
+                    timestamp: record.timestamp,
+                });
+                taken += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn require_group(&self) -> Result<ConsumerGroupId, Error> {
+        self.group.clone().ok_or_else(|| Error::NotInGroup {
+            consumer: self.id.to_string(),
+        })
+    }
+
+    /// Runs a group call; if the leader no longer knows this member (it timed out, or
+    /// the leader lost it), rejoins with the same subscriptions and tries once more,
+    /// as Kafka clients do.
+    async fn with_membership<F, Fut>(
+        &self,
+        group: &ConsumerGroupId,
+        call: F,
+    ) -> Result<MemberState, Error>
+    where
+        F: Fn(&Self) -> Fut,
+        Fut: std::future::Future<Output = Result<MemberState, Error>>,
+    {
+        match call(self).await {
+            Err(Error::UnknownMember { .. }) => {
+                self.leader
+                    .join(
+                        group,
+                        &self.id,
+                        self.subscriptions.iter().cloned().collect(),
+                    )
+                    .await?;
+                call(self).await
+            }
+            other => other,
+        }
+    }
+}
+
+fn bad_batch(err: batch::BatchError) -> Error {
+    Error::Protocol {
+        reason: format!("bad record batch in fetch answer: {err}"),
+    }
+}
