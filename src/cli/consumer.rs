@@ -1,6 +1,6 @@
 //! `logbrook consumer`: an interactive consumer.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use structopt::StructOpt;
 
@@ -103,16 +103,12 @@ impl Commands for ConsumerShell {
                         .filter(|s: &f64| s.is_finite() && *s >= 0.0)
                         .ok_or_else(|| usage("poll [SECONDS]"))?
                 };
-                let deadline = Instant::now() + Duration::from_secs_f64(wait.min(3600.0));
-                loop {
-                    let messages = self.consumer.poll().await?;
-                    messages.iter().for_each(print_message);
-                    if !messages.is_empty() || Instant::now() >= deadline {
-                        println!("{} message(s)", messages.len());
-                        break;
-                    }
-                    async_std::task::sleep(Duration::from_millis(50)).await;
-                }
+                let messages = self
+                    .consumer
+                    .poll_timeout(Duration::from_secs_f64(wait.min(3600.0)))
+                    .await?;
+                messages.iter().for_each(print_message);
+                println!("{} message(s)", messages.len());
             }
             "status" => {
                 let subs: Vec<String> = self

@@ -14,6 +14,9 @@ use crate::protocol::control::{AssignedFetch, MemberState, OffsetMove};
 use super::api::{BrokerClient, LeaderClient};
 use super::message::Message;
 
+/// Pause between empty polls in [`Consumer::poll_timeout`].
+const POLL_RETRY_INTERVAL: Duration = Duration::from_millis(10);
+
 /// Consumer settings.
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
@@ -211,6 +214,21 @@ impl Consumer {
         let mut flags = keep.into_iter();
         messages.retain(|_| flags.next().unwrap_or(false));
         Ok(messages)
+    }
+
+    /// Like [`Consumer::poll`], but waits up to `timeout` for records to arrive and
+    /// returns as soon as some did (or empty after the timeout).
+    pub async fn poll_timeout(&mut self, timeout: Duration) -> Result<Vec<Message>, Error> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let messages = self.poll().await?;
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if !messages.is_empty() || left.is_zero() {
+                return Ok(messages);
+            }
+            // Brokers answer fetches at once today, so pace the retries.
+            async_std::task::sleep(left.min(POLL_RETRY_INTERVAL)).await;
+        }
     }
 
     async fn fetch(

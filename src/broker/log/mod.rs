@@ -43,6 +43,9 @@ pub struct AppendInfo {
 }
 
 /// One partition's log on disk.
+///
+/// Dropping the log does not fsync it: on a clean shutdown call
+/// [`PartitionLog::sync`] first.
 #[derive(Debug)]
 pub struct PartitionLog {
     dir: PathBuf,
@@ -67,12 +70,15 @@ impl PartitionLog {
     /// is an empty log at offset 0.
     pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogError> {
         let Recovered { closed, active } = recovery::recover(dir, &config)?;
+        // What recovery kept may have come from the page cache of a crashed
+        // process and never reached the disk; the next sync() makes sure.
+        let dirty = active.size() > 0;
         Ok(PartitionLog {
             dir: dir.to_path_buf(),
             config,
             closed,
             active,
-            dirty: false,
+            dirty,
         })
     }
 
@@ -103,7 +109,8 @@ impl PartitionLog {
         let always = self.config.fsync == FsyncPolicy::Always;
         self.active
             .append(batch, next_offset, self.config.index_interval_bytes, always)?;
-        self.dirty |= !always;
+        // An fsync covers the whole file, earlier unsynced appends included.
+        self.dirty = !always;
         Ok(AppendInfo {
             base_offset,
             last_offset: next_offset - 1,

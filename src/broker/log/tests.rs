@@ -23,7 +23,7 @@ fn config(segment_bytes: u64, index_interval_bytes: u32) -> LogConfig {
 fn make_batch(first: u64, records: usize, pad: usize) -> Vec<u8> {
     let mut b = BatchBuilder::new();
     for i in 0..records {
-        let mut value = format!("{}", first + i as u64).into_bytes();
+        let mut value = format!("{:08}", first + i as u64).into_bytes();
         value.push(b'|');
         value.resize(value.len() + pad, b'x');
         b.push(Some(b"k"), &value, 1_000 + i as i64);
@@ -428,6 +428,48 @@ fn log_can_start_past_zero() {
 }
 
 #[test]
+fn offsets_cannot_overflow_i64() {
+    let tmp = TempDir::new().unwrap();
+    let near_max = i64::MAX as u64 - 2;
+    fs::write(log_path(tmp.path(), near_max), b"").unwrap();
+    let mut log = PartitionLog::open(tmp.path(), config(1 << 20, 64)).unwrap();
+    assert_eq!(append_new(&mut log, 1, 0).base_offset, near_max);
+    let err = log.append(&mut make_batch(0, 2, 0)).unwrap_err();
+    assert!(
+        matches!(err, LogError::OffsetOverflow { records: 2, .. }),
+        "{err}"
+    );
+    assert_eq!(log.end_offset(), near_max + 1);
+}
+
+#[test]
+fn batches_larger_than_the_read_chunks_survive_recovery() {
+    let tmp = TempDir::new().unwrap();
+    let cfg = config(4 << 20, 4096);
+    let mut log = PartitionLog::open(tmp.path(), cfg.clone()).unwrap();
+    append_new(&mut log, 2, 10);
+    append_new(&mut log, 3, 700_000);
+    append_new(&mut log, 2, 10);
+    append_new(&mut log, 2, 1_500_000);
+    append_new(&mut log, 2, 10);
+    drop(log);
+    let log = PartitionLog::open(tmp.path(), cfg).unwrap();
+    assert_eq!(log.end_offset(), 11);
+    assert_eq!(segment_files(tmp.path()).len(), 2);
+    for offset in 0..11 {
+        assert_offset_readable(&log, offset);
+    }
+    assert_eq!(read_everything(&log).len(), 11);
+}
+
+#[test]
+fn log_is_send_and_sync() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<PartitionLog>();
+    shareable::<LogError>();
+}
+
+#[test]
 fn out_of_range_reads() {
     let tmp = TempDir::new().unwrap();
     let mut log = PartitionLog::open(tmp.path(), config(1 << 20, 64)).unwrap();
@@ -478,6 +520,10 @@ fn fsync_policy_and_dirtiness() {
     let mut log = PartitionLog::open(tmp.path(), config(1 << 20, 64)).unwrap();
     assert!(!log.is_dirty());
     append_new(&mut log, 1, 0);
+    assert!(log.is_dirty());
+    drop(log);
+    // Recovered data may not be on disk yet.
+    let mut log = PartitionLog::open(tmp.path(), config(1 << 20, 64)).unwrap();
     assert!(log.is_dirty());
     log.sync().unwrap();
     assert!(!log.is_dirty());
@@ -579,7 +625,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(24))]
+    #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
     fn prop_every_offset_readable_after_reopen(
