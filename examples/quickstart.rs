@@ -19,7 +19,10 @@ async fn main() -> Result<(), Error> {
     println!("leader at {leader}");
 
     let mut producer = Producer::new(leader.clone()).await?;
-    match producer.add_topic_with_partitions("quickstart".into(), 3).await {
+    match producer
+        .add_topic_with_partitions("quickstart".into(), 3)
+        .await
+    {
         Ok(()) | Err(Error::TopicExists { .. }) => {}
         Err(err) => return Err(err),
     }
@@ -27,19 +30,28 @@ async fn main() -> Result<(), Error> {
     // A consumer must join a group before it subscribes; a new subscription starts
     // at the end of the log, so subscribe before producing.
     let mut consumer = Consumer::new("quickstart-consumer".into(), leader).await?;
-    consumer.join_consumer_group("quickstart-group".into()).await?;
+    consumer
+        .join_consumer_group("quickstart-group".into())
+        .await?;
     consumer.subscribe("quickstart".into()).await?;
 
     for i in 0..5 {
         producer
-            .send_message_with_key("quickstart".into(), format!("user-{}", i % 2).into(), format!("event {i}").into())
+            .send_message_with_key(
+                "quickstart".into(),
+                format!("user-{}", i % 2).into(),
+                format!("event {i}").into(),
+            )
             .await?;
     }
     producer.flush().await?;
 
     let mut received = 0;
     while received < 5 {
-        for message in consumer.poll_timeout(std::time::Duration::from_secs(1)).await? {
+        for message in consumer
+            .poll_timeout(std::time::Duration::from_secs(1))
+            .await?
+        {
             println!(
                 "partition {} offset {} key {} value {}",
                 message.partition,

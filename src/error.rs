@@ -207,6 +207,19 @@ impl Error {
         }
     }
 
+    /// A storage error carrying the whole chain of causes ("failed to write x: No
+    /// space left on device"), not only the outermost message.
+    pub(crate) fn storage_chain(err: &(dyn std::error::Error + 'static)) -> Error {
+        let mut reason = err.to_string();
+        let mut source = err.source();
+        while let Some(cause) = source {
+            reason.push_str(": ");
+            reason.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        Error::Storage { reason }
+    }
+
     pub(crate) fn storage(err: impl std::fmt::Display) -> Error {
         Error::Storage {
             reason: err.to_string(),

@@ -62,3 +62,8 @@ pub use client::{Consumer, ConsumerConfig, Message, Producer, ProducerConfig, Re
 pub use cluster::{Cluster, ClusterConfig};
 pub use error::{Error, Result};
 pub use names::{ConsumerGroupId, ServerId, Topic, Value};
+
+/// The README's Rust example, compiled and run by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

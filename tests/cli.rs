@@ -41,7 +41,11 @@ impl Proc {
             }
         });
         let stdin = child.stdin.take();
-        Proc { child, stdin, lines }
+        Proc {
+            child,
+            stdin,
+            lines,
+        }
     }
 
     /// The next stdout line satisfying `pred`, skipping others.
@@ -92,13 +96,19 @@ fn wait_with_timeout(child: &mut Child) -> i32 {
         if let Some(status) = child.try_wait().expect("try_wait") {
             return status.code().unwrap_or(-1);
         }
-        assert!(Instant::now() < deadline, "process did not exit within {WAIT:?}");
+        assert!(
+            Instant::now() < deadline,
+            "process did not exit within {WAIT:?}"
+        );
         thread::sleep(Duration::from_millis(20));
     }
 }
 
 fn field(line: &str, index: usize) -> String {
-    line.split_whitespace().nth(index).expect("field").to_string()
+    line.split_whitespace()
+        .nth(index)
+        .expect("field")
+        .to_string()
 }
 
 /// Runs a shell with the whole script on stdin; returns its exit status and stdout.
@@ -113,8 +123,22 @@ fn run_script(args: &[&str], dir: &Path, script: &str) -> (i32, Vec<String>) {
 #[test]
 fn cluster_command_and_shells_work_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
-    let cluster = Proc::spawn(&["cluster", "--brokers", "2", "--addr", "127.0.0.1:0", "--data-dir", "data"], dir.path());
-    let leader = field(&cluster.line_matching("leader", |l| l.starts_with("leader ")), 1);
+    let cluster = Proc::spawn(
+        &[
+            "cluster",
+            "--brokers",
+            "2",
+            "--addr",
+            "127.0.0.1:0",
+            "--data-dir",
+            "data",
+        ],
+        dir.path(),
+    );
+    let leader = field(
+        &cluster.line_matching("leader", |l| l.starts_with("leader ")),
+        1,
+    );
     let b0 = cluster.line_matching("broker 0", |l| l.starts_with("broker 0 "));
     let b1 = cluster.line_matching("broker 1", |l| l.starts_with("broker 1 "));
     assert_ne!(field(&b0, 2), field(&b1, 2));
@@ -125,18 +149,44 @@ fn cluster_command_and_shells_work_end_to_end() {
         "help\ncreate orders 2\ncreate orders\nbogus\ncreate ../x\ntopics\n",
     );
     assert_eq!(status, 0, "{out:?}");
-    assert!(out.iter().any(|l| l.contains("create TOPIC [PARTITIONS]")), "help printed: {out:?}");
+    assert!(
+        out.iter().any(|l| l.contains("create TOPIC [PARTITIONS]")),
+        "help printed: {out:?}"
+    );
     assert!(out.iter().any(|l| l == "created topic orders"), "{out:?}");
-    assert!(out.iter().any(|l| l.starts_with("error:") && l.contains("already exists")), "{out:?}");
-    assert!(out.iter().any(|l| l.starts_with("error:") && l.contains("unknown command")), "{out:?}");
-    assert!(out.iter().any(|l| l.starts_with("error:") && l.contains("invalid topic name")), "{out:?}");
-    assert!(out.iter().any(|l| l.starts_with("orders partitions: 0@")), "{out:?}");
-    assert!(!out.iter().any(|l| l.contains("producer>")), "no prompt when stdin is not a terminal: {out:?}");
+    assert!(
+        out.iter()
+            .any(|l| l.starts_with("error:") && l.contains("already exists")),
+        "{out:?}"
+    );
+    assert!(
+        out.iter()
+            .any(|l| l.starts_with("error:") && l.contains("unknown command")),
+        "{out:?}"
+    );
+    assert!(
+        out.iter()
+            .any(|l| l.starts_with("error:") && l.contains("invalid topic name")),
+        "{out:?}"
+    );
+    assert!(
+        out.iter().any(|l| l.starts_with("orders partitions: 0@")),
+        "{out:?}"
+    );
+    assert!(
+        !out.iter().any(|l| l.contains("producer>")),
+        "no prompt when stdin is not a terminal: {out:?}"
+    );
 
     // The consumer stays up: it subscribes first, then records are produced.
-    let mut consumer = Proc::spawn(&["consumer", "--leader", &leader, "--id", "shell-consumer"], dir.path());
+    let mut consumer = Proc::spawn(
+        &["consumer", "--leader", &leader, "--id", "shell-consumer"],
+        dir.path(),
+    );
     consumer.send("poll");
-    consumer.line_matching("NotInGroup error", |l| l.starts_with("error:") && l.contains("join_consumer_group"));
+    consumer.line_matching("NotInGroup error", |l| {
+        l.starts_with("error:") && l.contains("join_consumer_group")
+    });
     consumer.send("join billing");
     consumer.line_matching("joined", |l| l == "joined group billing");
     consumer.send("subscribe orders");
@@ -148,8 +198,15 @@ fn cluster_command_and_shells_work_end_to_end() {
         "send orders hello world\nsendkey orders user-1 keyed value\nsend nosuch x\nquit\nsend orders never sent\n",
     );
     assert_eq!(status, 0);
-    assert!(out.iter().any(|l| l.starts_with("sent to orders partition")), "{out:?}");
-    assert!(out.iter().any(|l| l.contains("unknown topic 'nosuch'")), "{out:?}");
+    assert!(
+        out.iter()
+            .any(|l| l.starts_with("sent to orders partition")),
+        "{out:?}"
+    );
+    assert!(
+        out.iter().any(|l| l.contains("unknown topic 'nosuch'")),
+        "{out:?}"
+    );
 
     consumer.send("poll 5");
     let mut seen = Vec::new();
@@ -158,13 +215,31 @@ fn cluster_command_and_shells_work_end_to_end() {
     }
     consumer.send("poll 5");
     let mut more = Vec::new();
-    while seen.iter().chain(&more).filter(|l| l.contains(": ")).count() < 2 {
+    while seen
+        .iter()
+        .chain(&more)
+        .filter(|l| l.contains(": "))
+        .count()
+        < 2
+    {
         more.push(consumer.line_matching("second poll", |_| true));
     }
-    let records: Vec<&String> = seen.iter().chain(&more).filter(|l| l.starts_with("orders partition")).collect();
+    let records: Vec<&String> = seen
+        .iter()
+        .chain(&more)
+        .filter(|l| l.starts_with("orders partition"))
+        .collect();
     assert_eq!(records.len(), 2, "{records:?}");
-    assert!(records.iter().any(|l| l.ends_with(": hello world")), "{records:?}");
-    assert!(records.iter().any(|l| l.contains("key user-1: keyed value")), "{records:?}");
+    assert!(
+        records.iter().any(|l| l.ends_with(": hello world")),
+        "{records:?}"
+    );
+    assert!(
+        records
+            .iter()
+            .any(|l| l.contains("key user-1: keyed value")),
+        "{records:?}"
+    );
     assert!(!records.iter().any(|l| l.contains("never sent")));
     let (status, _) = consumer.close_stdin_and_wait();
     assert_eq!(status, 0, "end of input exits with 0");
@@ -175,10 +250,31 @@ fn cluster_command_and_shells_work_end_to_end() {
     assert_eq!(wait_with_timeout(&mut cluster.child), 0);
 
     // It comes back with its data: the topic still exists.
-    let cluster = Proc::spawn(&["cluster", "--brokers", "2", "--addr", "127.0.0.1:0", "--data-dir", "data"], dir.path());
-    let leader = field(&cluster.line_matching("leader", |l| l.starts_with("leader ")), 1);
-    let (_, out) = run_script(&["producer", "--leader", &leader], dir.path(), "create orders\n");
-    assert!(out.iter().any(|l| l.contains("already exists")), "topic survived the restart: {out:?}");
+    let cluster = Proc::spawn(
+        &[
+            "cluster",
+            "--brokers",
+            "2",
+            "--addr",
+            "127.0.0.1:0",
+            "--data-dir",
+            "data",
+        ],
+        dir.path(),
+    );
+    let leader = field(
+        &cluster.line_matching("leader", |l| l.starts_with("leader ")),
+        1,
+    );
+    let (_, out) = run_script(
+        &["producer", "--leader", &leader],
+        dir.path(),
+        "create orders\n",
+    );
+    assert!(
+        out.iter().any(|l| l.contains("already exists")),
+        "topic survived the restart: {out:?}"
+    );
     cluster.signal("-TERM");
 }
 
@@ -191,8 +287,22 @@ fn separate_leader_and_broker_processes_survive_kill_9() {
         probe.local_addr().unwrap().port()
     };
     let leader_addr = format!("127.0.0.1:{leader_port}");
-    let broker = Proc::spawn(&["broker", "--leader", &leader_addr, "--data-dir", "b0", "--heartbeat-ms", "100"], dir.path());
-    let leader_proc = Proc::spawn(&["brokerlead", "--addr", &leader_addr, "--data-dir", "lead"], dir.path());
+    let broker = Proc::spawn(
+        &[
+            "broker",
+            "--leader",
+            &leader_addr,
+            "--data-dir",
+            "b0",
+            "--heartbeat-ms",
+            "100",
+        ],
+        dir.path(),
+    );
+    let leader_proc = Proc::spawn(
+        &["brokerlead", "--addr", &leader_addr, "--data-dir", "lead"],
+        dir.path(),
+    );
     let leader_line = leader_proc.line_matching("leader", |l| l.starts_with("leader "));
     assert_eq!(field(&leader_line, 1), leader_addr);
     let broker_line = broker.line_matching("broker registered", |l| l.starts_with("broker "));
@@ -200,12 +310,20 @@ fn separate_leader_and_broker_processes_survive_kill_9() {
 
     async_std::task::block_on(async {
         let mut producer = Producer::new(leader_addr.as_str().into()).await.unwrap();
-        producer.add_topic_with_partitions("t".into(), 2).await.unwrap();
-        let mut consumer = Consumer::new("c".into(), leader_addr.as_str().into()).await.unwrap();
+        producer
+            .add_topic_with_partitions("t".into(), 2)
+            .await
+            .unwrap();
+        let mut consumer = Consumer::new("c".into(), leader_addr.as_str().into())
+            .await
+            .unwrap();
         consumer.join_consumer_group("g".into()).await.unwrap();
         consumer.subscribe("t".into()).await.unwrap();
         for i in 0..20 {
-            producer.send_message("t".into(), format!("before-{i}").into()).await.unwrap();
+            producer
+                .send_message("t".into(), format!("before-{i}").into())
+                .await
+                .unwrap();
         }
 
         // kill -9 the broker and start it again on the same data dir and port.
@@ -213,12 +331,25 @@ fn separate_leader_and_broker_processes_survive_kill_9() {
         drop(broker);
         let port = broker_addr.rsplit(':').next().unwrap().to_string();
         let broker = Proc::spawn(
-            &["broker", "--leader", &leader_addr, "--data-dir", "b0", "--addr", &format!("127.0.0.1:{port}"), "--heartbeat-ms", "100"],
+            &[
+                "broker",
+                "--leader",
+                &leader_addr,
+                "--data-dir",
+                "b0",
+                "--addr",
+                &format!("127.0.0.1:{port}"),
+                "--heartbeat-ms",
+                "100",
+            ],
             dir.path(),
         );
         broker.line_matching("broker registered again", |l| l.starts_with("broker "));
         for i in 0..20 {
-            producer.send_message("t".into(), format!("after-{i}").into()).await.unwrap();
+            producer
+                .send_message("t".into(), format!("after-{i}").into())
+                .await
+                .unwrap();
         }
         let mut values = Vec::new();
         let deadline = Instant::now() + WAIT;
@@ -232,12 +363,19 @@ fn separate_leader_and_broker_processes_survive_kill_9() {
             .flat_map(|i| [format!("before-{i}"), format!("after-{i}")])
             .collect();
         expected.sort();
-        assert_eq!(values, expected, "every acknowledged record survived kill -9, none twice");
+        assert_eq!(
+            values, expected,
+            "every acknowledged record survived kill -9, none twice"
+        );
         broker.signal("-TERM");
     });
     leader_proc.signal("-TERM");
     let mut leader_proc = leader_proc;
-    assert_eq!(wait_with_timeout(&mut leader_proc.child), 0, "SIGTERM stops the leader cleanly");
+    assert_eq!(
+        wait_with_timeout(&mut leader_proc.child),
+        0,
+        "SIGTERM stops the leader cleanly"
+    );
 }
 
 #[test]
@@ -253,6 +391,13 @@ fn every_subcommand_has_complete_help() {
     for sub in ["brokerlead", "broker", "cluster", "producer", "consumer"] {
         assert!(text.contains(sub), "top-level help lists {sub}");
     }
-    let out = Command::new(BIN).args(["broker", "--fsync", "sometimes"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "a bad option value is a usage error");
+    let out = Command::new(BIN)
+        .args(["broker", "--fsync", "sometimes"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a bad option value is a usage error"
+    );
 }

@@ -354,7 +354,7 @@ fn io_error(op: &str, path: &Path, err: std::io::Error) -> Error {
 pub(crate) fn log_error(err: LogError) -> Error {
     match err {
         LogError::InvalidBatch(e) => Error::invalid(format!("bad record batch: {e}")),
-        other => Error::storage(other),
+        other => Error::storage_chain(&other),
     }
 }
 
