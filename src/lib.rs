@@ -57,6 +57,8 @@ pub mod leader;
 pub mod names;
 pub mod node;
 pub mod protocol;
+#[cfg(feature = "python")]
+mod python;
 
 pub use client::{Consumer, ConsumerConfig, Message, Producer, ProducerConfig, RecordMetadata};
 pub use cluster::{Cluster, ClusterConfig};

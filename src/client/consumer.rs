@@ -153,6 +153,12 @@ impl Consumer {
     /// Returns the records that arrived since the last poll on this member's
     /// partitions (possibly none). Each record reaches only one member of the group.
     pub async fn poll(&mut self) -> Result<Vec<Message>, Error> {
+        self.poll_records(self.config.max_poll_records).await
+    }
+
+    /// Like [`Consumer::poll`], returning at most `max_records` records; the rest stay
+    /// in the log for the next poll (positions only move past what is returned).
+    pub async fn poll_records(&mut self, max_records: usize) -> Result<Vec<Message>, Error> {
         let group = self.require_group()?;
         let state = self
             .with_membership(&group, |c| {
@@ -163,7 +169,7 @@ impl Consumer {
         let mut messages = Vec::new();
         let mut moves = Vec::new();
         for assigned in &state.assignment {
-            let room = self.config.max_poll_records.saturating_sub(messages.len());
+            let room = max_records.saturating_sub(messages.len());
             if room == 0 {
                 break;
             }
@@ -219,9 +225,19 @@ impl Consumer {
     /// Like [`Consumer::poll`], but waits up to `timeout` for records to arrive and
     /// returns as soon as some did (or empty after the timeout).
     pub async fn poll_timeout(&mut self, timeout: Duration) -> Result<Vec<Message>, Error> {
+        self.poll_records_timeout(self.config.max_poll_records, timeout)
+            .await
+    }
+
+    /// [`Consumer::poll_records`] waiting up to `timeout` for records.
+    pub async fn poll_records_timeout(
+        &mut self,
+        max_records: usize,
+        timeout: Duration,
+    ) -> Result<Vec<Message>, Error> {
         let deadline = std::time::Instant::now() + timeout;
         loop {
-            let messages = self.poll().await?;
+            let messages = self.poll_records(max_records).await?;
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             if !messages.is_empty() || left.is_zero() {
                 return Ok(messages);

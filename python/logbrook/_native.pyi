@@ -1,0 +1,111 @@
+"""Type stubs of the Rust extension module ``logbrook._native``."""
+
+from os import PathLike
+from types import TracebackType
+from typing import Iterator, List, Optional, Type, Union
+
+__version__: str
+
+_Bytes = Union[bytes, bytearray, str]
+
+class Message:
+    """A record received by a consumer. Read-only; compares equal by value."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> Optional[bytes]: ...
+    @property
+    def value(self) -> bytes: ...
+    @property
+    def timestamp(self) -> int:
+        """Milliseconds since the Unix epoch, set by the producer."""
+
+class Producer:
+    """Sends records to a cluster. Safe to share between threads."""
+
+    def __init__(self, broker_leader_addr: str) -> None:
+        """Connects to the leader at ``broker_leader_addr`` ("host:port")."""
+    def add_topic(self, topic: str, partitions: Optional[int] = None) -> None:
+        """Creates a topic; raises TopicExistsError or InvalidNameError."""
+    def remove_topic(self, topic: str) -> None:
+        """Removes a topic and all its records; raises UnknownTopicError."""
+    def send_message(self, topic: str, value: _Bytes, key: Optional[_Bytes] = None) -> None:
+        """Sends one record (str is sent as UTF-8). Records with one key go to one partition."""
+    def flush(self) -> None:
+        """Waits until every record sent is acknowledged."""
+    def close(self) -> None:
+        """Flushes and releases the producer; later calls raise InvalidRequestError."""
+    def __enter__(self) -> "Producer": ...
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool: ...
+
+class Consumer:
+    """Reads records as a member of a consumer group. Safe to share between threads."""
+
+    def __init__(self, addr: str, broker_leader_addr: str) -> None:
+        """Registers consumer ``addr`` (its unique id) with the leader."""
+    def join_consumer_group(self, consumer_group_id: str) -> None:
+        """Joins a group; needed before subscribe and poll."""
+    def leave_consumer_group(self) -> None:
+        """Leaves the group; subscriptions are kept for the next join."""
+    def subscribe(self, topic: str) -> None:
+        """Receives the topic's records produced from now on; NotInGroupError outside a group."""
+    def unsubscribe(self, topic: str) -> None:
+        """Stops receiving a topic."""
+    def poll(self, timeout: Optional[float] = None, max_records: Optional[int] = None) -> List[Message]:
+        """New records: at once without ``timeout``, else waiting up to ``timeout`` seconds
+        and returning as soon as some arrive. At most ``max_records``; the rest stay for
+        the next poll."""
+    def close(self) -> None:
+        """Leaves the group and releases the consumer; an iteration in progress ends."""
+    def __iter__(self) -> Iterator[Message]: ...
+    def __next__(self) -> Message:
+        """Blocks until a record arrives; StopIteration once the consumer is closed."""
+    def __enter__(self) -> "Consumer": ...
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool: ...
+
+class Cluster:
+    """A leader and brokers in this process on free loopback ports."""
+
+    def __init__(
+        self,
+        brokers: int = 3,
+        partitions: int = 3,
+        data_dir: Union[str, "PathLike[str]", None] = None,
+    ) -> None: ...
+    @property
+    def leader_addr(self) -> str: ...
+    @property
+    def broker_addrs(self) -> List[str]: ...
+    @property
+    def data_dir(self) -> str: ...
+    def stop_broker(self, i: int) -> None:
+        """Stops broker ``i`` (0-based)."""
+    def restart_broker(self, i: int) -> None:
+        """Starts broker ``i`` again with its data; returns once it has registered."""
+    def stop(self) -> None:
+        """Stops every node; idempotent."""
+    def __enter__(self) -> "Cluster": ...
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool: ...
+
+def main(argv: List[str]) -> int:
+    """Runs the logbrook command line; returns the exit status."""

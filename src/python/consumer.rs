@@ -1,0 +1,186 @@
+//! `logbrook.Consumer`.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_std::sync::Mutex;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+use crate::names::{ConsumerGroupId, ServerId, Topic};
+
+use super::blocking::{seconds, wait};
+use super::message::Message;
+use super::producer::with_open;
+
+/// How long one step of a blocking iteration waits before checking for `close`.
+const ITERATION_STEP: Duration = Duration::from_millis(200);
+/// Records fetched per step of an iteration.
+const ITERATION_BATCH: usize = 500;
+
+/// Reads records as a member of a consumer group. Safe to share between threads.
+#[pyclass(module = "logbrook")]
+pub struct Consumer {
+    inner: Arc<Mutex<Option<crate::client::Consumer>>>,
+    closed: Arc<AtomicBool>,
+    /// Records delivered to this consumer by an iteration step, handed out one by one.
+    pending: std::sync::Mutex<VecDeque<Message>>,
+}
+
+impl Consumer {
+    fn poll_blocking(
+        &self,
+        py: Python<'_>,
+        max_records: usize,
+        timeout: Option<Duration>,
+    ) -> PyResult<Vec<Message>> {
+        let inner = self.inner.clone();
+        let messages = wait(py, async move {
+            with_open(&inner, "consumer", async |c| match timeout {
+                Some(t) => c.poll_records_timeout(max_records, t).await,
+                None => c.poll_records(max_records).await,
+            })
+            .await
+        })?;
+        Ok(messages.into_iter().map(Message::from).collect())
+    }
+}
+
+#[pymethods]
+impl Consumer {
+    /// Registers consumer `addr` (its unique id, e.g. "consumer-1") with the leader at
+    /// `broker_leader_addr`.
+    #[new]
+    fn new(py: Python<'_>, addr: &str, broker_leader_addr: &str) -> PyResult<Self> {
+        let (id, leader) = (ServerId::from(addr), ServerId::from(broker_leader_addr));
+        let consumer = wait(
+            py,
+            async move { crate::client::Consumer::new(id, leader).await },
+        )?;
+        Ok(Consumer {
+            inner: Arc::new(Mutex::new(Some(consumer))),
+            closed: Arc::new(AtomicBool::new(false)),
+            pending: std::sync::Mutex::new(VecDeque::new()),
+        })
+    }
+
+    /// Joins a consumer group (needed before subscribe and poll).
+    fn join_consumer_group(&self, py: Python<'_>, consumer_group_id: &str) -> PyResult<()> {
+        let (inner, group) = (self.inner.clone(), ConsumerGroupId::from(consumer_group_id));
+        wait(py, async move {
+            with_open(&inner, "consumer", async |c| {
+                c.join_consumer_group(group).await
+            })
+            .await
+        })
+    }
+
+    /// Leaves the group; subscriptions are kept for the next join.
+    fn leave_consumer_group(&self, py: Python<'_>) -> PyResult<()> {
+        let inner = self.inner.clone();
+        wait(py, async move {
+            with_open(&inner, "consumer", async |c| c.leave_consumer_group().await).await
+        })
+    }
+
+    /// Subscribes to a topic: records produced from now on.
+    fn subscribe(&self, py: Python<'_>, topic: &str) -> PyResult<()> {
+        let (inner, topic) = (self.inner.clone(), Topic::from(topic));
+        wait(py, async move {
+            with_open(&inner, "consumer", async |c| c.subscribe(topic).await).await
+        })
+    }
+
+    /// Stops receiving a topic.
+    fn unsubscribe(&self, py: Python<'_>, topic: &str) -> PyResult<()> {
+        let (inner, topic) = (self.inner.clone(), Topic::from(topic));
+        wait(py, async move {
+            with_open(&inner, "consumer", async |c| c.unsubscribe(topic).await).await
+        })
+    }
+
+    /// Returns new records: at once without `timeout` (possibly none), else waiting up
+    /// to `timeout` seconds for some. At most `max_records`; the rest stay for the
+    /// next poll.
+    #[pyo3(signature = (timeout = None, max_records = None))]
+    fn poll(
+        &self,
+        py: Python<'_>,
+        timeout: Option<f64>,
+        max_records: Option<usize>,
+    ) -> PyResult<Vec<Message>> {
+        let timeout = timeout.map(|t| seconds(t, "timeout")).transpose()?;
+        let max_records = match max_records {
+            Some(0) => return Err(PyValueError::new_err("max_records must be at least 1")),
+            Some(n) => n,
+            None => crate::client::ConsumerConfig::default().max_poll_records,
+        };
+        let mut out: Vec<Message> = {
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            let take = pending.len().min(max_records);
+            pending.drain(..take).collect()
+        };
+        if out.len() < max_records {
+            let wait_for = if out.is_empty() { timeout } else { None };
+            out.extend(self.poll_blocking(py, max_records - out.len(), wait_for)?);
+        }
+        Ok(out)
+    }
+
+    /// Leaves the group and releases the consumer; an iteration in progress ends.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        self.closed.store(true, Ordering::Release);
+        let inner = self.inner.clone();
+        wait(py, async move {
+            let mut guard = inner.lock().await;
+            match guard.take() {
+                Some(mut consumer) if consumer.group().is_some() => {
+                    consumer.leave_consumer_group().await
+                }
+                _ => Ok(()),
+            }
+        })
+    }
+
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    /// Blocks until a record arrives; stops when the consumer is closed.
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Message>> {
+        loop {
+            if let Some(m) = self
+                .pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop_front()
+            {
+                return Ok(Some(m));
+            }
+            if self.closed.load(Ordering::Acquire) {
+                return Ok(None);
+            }
+            let batch = match self.poll_blocking(py, ITERATION_BATCH, Some(ITERATION_STEP)) {
+                Ok(batch) => batch,
+                Err(_) if self.closed.load(Ordering::Acquire) => return Ok(None),
+                Err(err) => return Err(err),
+            };
+            self.pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(batch);
+        }
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
+        self.close(py)?;
+        Ok(false)
+    }
+}
