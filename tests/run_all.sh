@@ -27,9 +27,9 @@ if [ -f python/logbrook/__init__.py ] && [ -d tests/python ]; then
   step "Python package and pytest"
   venv="${LOGBROOK_VENV:-target/venv}"
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-  "$venv/bin/python" -m pip install --quiet --upgrade pip maturin pytest
+  "$venv/bin/python" -m pip install --quiet --upgrade pip maturin pytest pytest-timeout
   "$venv/bin/python" -m pip install --quiet -e .
-  "$venv/bin/python" -m pytest tests/python -q
+  "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider
 else
   step "no Python package yet: skipping pytest"
 fi
