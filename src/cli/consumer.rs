@@ -125,11 +125,7 @@ impl Commands for ConsumerShell {
                     subs.join(", ")
                 );
             }
-            other => {
-                return Err(Error::invalid(format!(
-                    "unknown command '{other}' (type help)"
-                )))
-            }
+            other => return Err(shell::unknown_command(other)),
         }
         Ok(Next::Continue)
     }

@@ -124,11 +124,7 @@ impl Commands for ProducerShell {
                 self.producer.flush().await?;
                 println!("flushed");
             }
-            other => {
-                return Err(Error::invalid(format!(
-                    "unknown command '{other}' (type help)"
-                )))
-            }
+            other => return Err(shell::unknown_command(other)),
         }
         Ok(Next::Continue)
     }

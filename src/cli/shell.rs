@@ -91,3 +91,8 @@ pub fn first_word(text: &str) -> (&str, &str) {
 pub fn usage(text: &str) -> Error {
     Error::invalid(format!("usage: {text}"))
 }
+
+/// The error for a command the shell does not have.
+pub fn unknown_command(command: &str) -> Error {
+    Error::invalid(format!("unknown command '{command}' (type help)"))
+}

@@ -447,21 +447,7 @@ impl Leader {
         member: &ServerId,
         topic: &Topic,
     ) -> Result<MemberState, Error> {
-        group.validate()?;
-        topic.validate()?;
-        self.change(|state| {
-            state.meta.topic(topic)?;
-            let counts = state.meta.partition_counts();
-            let g = state.group_mut(group, member)?;
-            if g.subscribe(member, topic.clone()) {
-                g.rebalance(&counts);
-            }
-            state.touch_member(group, member);
-            Ok(())
-        })
-        .await?;
-        self.init_missing_positions(group).await?;
-        self.member_state(group, member)
+        self.change_subscription(group, member, topic, true).await
     }
 
     /// Removes a member's subscription.
@@ -471,18 +457,39 @@ impl Leader {
         member: &ServerId,
         topic: &Topic,
     ) -> Result<MemberState, Error> {
+        self.change_subscription(group, member, topic, false).await
+    }
+
+    async fn change_subscription(
+        &self,
+        group: &ConsumerGroupId,
+        member: &ServerId,
+        topic: &Topic,
+        subscribe: bool,
+    ) -> Result<MemberState, Error> {
         group.validate()?;
         topic.validate()?;
         self.change(|state| {
+            if subscribe {
+                state.meta.topic(topic)?;
+            }
             let counts = state.meta.partition_counts();
             let g = state.group_mut(group, member)?;
-            if g.unsubscribe(member, topic) {
+            let changed = if subscribe {
+                g.subscribe(member, topic.clone())
+            } else {
+                g.unsubscribe(member, topic)
+            };
+            if changed {
                 g.rebalance(&counts);
             }
             state.touch_member(group, member);
             Ok(())
         })
         .await?;
+        if subscribe {
+            self.init_missing_positions(group).await?;
+        }
         self.member_state(group, member)
     }
 

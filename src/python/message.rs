@@ -72,7 +72,9 @@ impl Message {
             None => "None".to_string(),
         };
         let value = PyBytes::new(py, &self.value).repr()?.to_string();
-        let topic = pyo3::types::PyString::new(py, &self.topic).repr()?.to_string();
+        let topic = pyo3::types::PyString::new(py, &self.topic)
+            .repr()?
+            .to_string();
         Ok(format!(
             "Message(topic={topic}, partition={}, offset={}, key={key}, value={value}, timestamp={})",
             self.partition, self.offset, self.timestamp
