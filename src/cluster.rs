@@ -62,6 +62,8 @@ struct BrokerSlot {
 /// temporary data dir); [`Cluster::shutdown`] also waits and syncs.
 pub struct Cluster {
     leader: Option<NodeHandle>,
+    /// Kept so a stopped leader restarts where clients and brokers look for it.
+    leader_addr: SocketAddr,
     leader_config: LeaderConfig,
     brokers: Vec<BrokerSlot>,
     data_dir: PathBuf,
@@ -101,6 +103,7 @@ impl Cluster {
         let leader = start_leader(leader_config.clone(), bind(&config.leader_addr).await?).await?;
         let leader_id = leader.server_id();
         let mut cluster = Cluster {
+            leader_addr: leader.addr(),
             leader: Some(leader),
             leader_config,
             brokers: Vec::with_capacity(config.brokers),
@@ -136,10 +139,7 @@ impl Cluster {
 
     /// The leader's address: give it to `Producer::new` and `Consumer::new`.
     pub fn leader_addr(&self) -> ServerId {
-        self.leader
-            .as_ref()
-            .map(NodeHandle::server_id)
-            .unwrap_or_else(|| ServerId::from("stopped"))
+        ServerId::from(self.leader_addr.to_string())
     }
 
     /// The brokers' addresses, in order.
@@ -200,14 +200,12 @@ impl Cluster {
         }
     }
 
-    /// Starts the leader again on its data dir and old address.
+    /// Starts the leader again (stopping it first if running) on its data dir and
+    /// its old address.
     pub async fn restart_leader(&mut self) -> Result<(), Error> {
-        let addr = self.leader.as_ref().map(NodeHandle::addr);
         self.stop_leader().await;
-        let addr = addr
-            .map(|a| a.to_string())
-            .unwrap_or_else(|| "127.0.0.1:0".into());
-        self.leader = Some(start_leader(self.leader_config.clone(), bind(&addr).await?).await?);
+        let listener = bind(&self.leader_addr.to_string()).await?;
+        self.leader = Some(start_leader(self.leader_config.clone(), listener).await?);
         Ok(())
     }
 

@@ -79,7 +79,7 @@ async fn partitions_are_spread_evenly_over_the_brokers() {
 
 #[async_std::test]
 async fn partitions_go_only_to_live_brokers() {
-    let mut cluster = start(ClusterConfigExt::short_timeout(3, 3)).await;
+    let mut cluster = start(short_timeout_config(3, 3)).await;
     let mut producer = producer(&cluster).await;
     cluster.stop_broker(2).await.unwrap();
     let dead = cluster.broker_addrs()[2].clone();
@@ -129,13 +129,11 @@ async fn partitions_go_only_to_live_brokers() {
     assert_eq!(seen.len(), 4, "{seen:?}");
 }
 
-struct ClusterConfigExt;
-impl ClusterConfigExt {
-    fn short_timeout(brokers: usize, partitions: usize) -> logbrook::ClusterConfig {
-        logbrook::ClusterConfig {
-            broker_timeout: Duration::from_millis(500),
-            ..fast_config(brokers, partitions)
-        }
+/// Brokers are declared dead half a second after their last heartbeat.
+fn short_timeout_config(brokers: usize, partitions: usize) -> logbrook::ClusterConfig {
+    logbrook::ClusterConfig {
+        broker_timeout: Duration::from_millis(500),
+        ..fast_config(brokers, partitions)
     }
 }
 
@@ -434,4 +432,41 @@ async fn removing_a_topic_deletes_its_data_and_recreating_starts_at_zero() {
         *e = (*e).min(m.offset);
     }
     assert!(min_offset.values().all(|o| *o == 0), "{min_offset:?}");
+}
+
+#[async_std::test]
+async fn a_topic_is_spread_evenly_even_after_other_topics_were_removed() {
+    // Five one-partition topics land on brokers 0,1,2,0,1; removing the one on
+    // broker 2 leaves the cluster's load at (2, 2, 0). A new three-partition
+    // topic must still put one partition on each broker.
+    let cluster = start(fast_config(3, 1)).await;
+    let mut producer = producer(&cluster).await;
+    for name in ["a", "b", "c", "d", "e"] {
+        producer.add_topic(name.into()).await.unwrap();
+    }
+    let c = topic_meta(&mut producer, "c").await;
+    let on_c = c.partitions[0].broker_id;
+    producer.remove_topic("c".into()).await.unwrap();
+    let mut load = BTreeMap::new();
+    for t in producer.list_topics().await.unwrap() {
+        for p in &t.partitions {
+            *load.entry(p.broker_id).or_insert(0) += 1;
+        }
+    }
+    assert_eq!(load.get(&on_c), None, "cluster load before: {load:?}");
+
+    producer
+        .add_topic_with_partitions("f".into(), 3)
+        .await
+        .unwrap();
+    let f = topic_meta(&mut producer, "f").await;
+    let per = per_broker(&f);
+    assert_eq!(
+        per.len(),
+        3,
+        "each of the 3 brokers hosts one partition of the new topic, got {per:?} \
+         (placement {:?})",
+        f.partitions.iter().map(|p| p.broker_id).collect::<Vec<_>>()
+    );
+    assert!(per.values().all(|n| *n == 1), "{per:?}");
 }

@@ -6,10 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::names::{ServerId, Topic};
 use crate::protocol::control::{BrokerId, TopicPartition};
 
-/// Places `count` new partitions on the live brokers, each on the broker hosting the
-/// fewest partitions so far (ties to the lowest id), so that both one topic and the
-/// cluster as a whole stay even. `load` is the current partition count per broker.
-/// Returns `None` when there is no live broker.
+/// Places `count` new partitions on the live brokers. The topic itself is spread
+/// evenly first (every broker gets `count / brokers` or one more), and the brokers
+/// hosting the fewest partitions cluster-wide (ties to the lowest id) get the extra
+/// ones, so both one topic and the cluster stay even. `load` is the current
+/// partition count per broker. Returns `None` when there is no live broker.
 pub fn place_partitions(
     count: u32,
     live_brokers: &[BrokerId],
@@ -18,18 +19,16 @@ pub fn place_partitions(
     if live_brokers.is_empty() {
         return None;
     }
-    let mut loads: Vec<(usize, BrokerId)> = live_brokers
+    let mut by_load: Vec<(usize, BrokerId)> = live_brokers
         .iter()
         .map(|id| (load.get(id).copied().unwrap_or(0), *id))
         .collect();
-    let mut placement = Vec::with_capacity(count as usize);
-    for _ in 0..count {
-        // A linear scan: broker counts are small and this runs once per topic creation.
-        let least = loads.iter_mut().min()?;
-        placement.push(least.1);
-        least.0 += 1;
-    }
-    Some(placement)
+    by_load.sort_unstable();
+    Some(
+        (0..count as usize)
+            .map(|p| by_load[p % by_load.len()].1)
+            .collect(),
+    )
 }
 
 /// Assigns every partition of the subscribed topics to one member, round robin over

@@ -15,6 +15,10 @@ use crate::protocol::control::{
 use super::assign::place_partitions;
 use super::groups::Group;
 
+/// The most partitions one topic may have: bounds the leader's work and the size
+/// of the assignments it sends brokers.
+pub const MAX_PARTITIONS_PER_TOPIC: u32 = 10_000;
+
 /// A registered broker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerRecord {
@@ -109,9 +113,9 @@ impl Metadata {
                 topic: topic.to_string(),
             });
         }
-        if partitions == 0 {
+        if partitions == 0 || partitions > MAX_PARTITIONS_PER_TOPIC {
             return Err(Error::invalid(format!(
-                "topic '{topic}' needs at least one partition"
+                "topic '{topic}' needs 1 to {MAX_PARTITIONS_PER_TOPIC} partitions, not {partitions}"
             )));
         }
         let mut load: BTreeMap<BrokerId, usize> = BTreeMap::new();
@@ -312,6 +316,10 @@ mod tests {
         assert!(matches!(
             m.create_topic(&Topic::from(".."), 1, &[0]),
             Err(Error::InvalidName { .. })
+        ));
+        assert!(matches!(
+            m.create_topic(&Topic::from("huge"), u32::MAX, &[0]),
+            Err(Error::InvalidRequest { .. })
         ));
         assert!(matches!(
             m.create_topic(&Topic::from("z"), 0, &[0]),
