@@ -42,11 +42,13 @@
 //!   and brokers (also the HTTP links leader and brokers use to reach each other).
 //! - [`http`]: the only code that knows tide, surf and async-h1: the listener with
 //!   TCP_NODELAY and shutdown, request parsing, the pooled client.
+//! - [`bench`]: the `logbrook bench` measurements.
 //! - [`node`]: runs a leader or a broker on a listener; [`cluster`]: a whole
 //!   cluster in-process; [`cli`]: the `logbrook` command.
 
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod broker;
 pub mod cli;
 pub mod client;

@@ -1,6 +1,7 @@
 //! The `logbrook` command: one subcommand per file, each with its arguments and a
 //! `run`. `main.rs` (and the Python console script) only call [`main_with_args`].
 
+mod bench;
 mod broker;
 mod brokerlead;
 mod cluster;
@@ -30,6 +31,8 @@ pub enum Command {
     Producer(producer::Args),
     /// Interactive consumer shell: join a group, subscribe, poll
     Consumer(consumer::Args),
+    /// Measure throughput and latency (produce, consume, e2e)
+    Bench(bench::Args),
 }
 
 /// Parses `args` (the first is the program name) and runs the subcommand; returns
@@ -59,6 +62,7 @@ pub fn main_with_args(args: Vec<String>) -> i32 {
             Command::Cluster(args) => args.run().await,
             Command::Producer(args) => args.run().await,
             Command::Consumer(args) => args.run().await,
+            Command::Bench(args) => args.run().await,
         }
     });
     match result {

@@ -1,0 +1,186 @@
+//! `logbrook bench`: throughput and latency of a cluster, like Kafka's perf-test
+//! tools. Runs against a running cluster or one started in-process (`--embedded`).
+//!
+//! - `produce`: one producer sends `records` records of `record_size` bytes as fast
+//!   as it can; reports records/s, MB/s and the latency of each send call.
+//! - `consume`: a consumer subscribes, `records` records are produced, then the
+//!   consumer reads them all; reports records/s and MB/s of the consumer alone.
+//! - `e2e`: a producer sends at a fixed rate with its send time in each record; a
+//!   consumer reads them; reports the end-to-end latency distribution.
+
+mod report;
+
+use std::time::{Duration, Instant};
+
+use crate::client::{Consumer, Producer};
+use crate::error::Error;
+use crate::names::{ServerId, Topic, Value};
+
+pub use report::{Progress, Report};
+
+/// What every benchmark needs.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    /// The leader to use.
+    pub leader: ServerId,
+    /// Records to send.
+    pub records: u64,
+    /// Bytes per record value.
+    pub record_size: usize,
+    /// Partitions of the benchmark topic.
+    pub partitions: u32,
+    /// Print a progress line this often (none when zero).
+    pub progress_every: Duration,
+}
+
+fn unique_topic(kind: &str) -> Topic {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    Topic::from(format!("bench-{kind}-{}-{nanos}", std::process::id()))
+}
+
+/// A value of `size` bytes whose first 8 bytes can carry a send time.
+fn payload(size: usize) -> Vec<u8> {
+    (0..size.max(8)).map(|i| (i % 251) as u8).collect()
+}
+
+/// Runs the produce benchmark.
+pub async fn produce(config: &BenchConfig) -> Result<Report, Error> {
+    let mut producer = Producer::new(config.leader.clone()).await?;
+    let topic = unique_topic("produce");
+    producer
+        .add_topic_with_partitions(topic.clone(), config.partitions)
+        .await?;
+    let value = payload(config.record_size);
+    let mut report = Report::new("produce", config.record_size);
+    let mut progress = Progress::new(config.progress_every);
+    let start = Instant::now();
+    for _ in 0..config.records {
+        let sent = Instant::now();
+        producer
+            .send_message(topic.clone(), Value::from(value.clone()))
+            .await?;
+        report.record_latency(sent.elapsed());
+        progress.tick(1);
+    }
+    producer.flush().await?;
+    report.finish(config.records, start.elapsed());
+    producer.remove_topic(topic).await?;
+    Ok(report)
+}
+
+/// Runs the consume benchmark.
+pub async fn consume(config: &BenchConfig) -> Result<Report, Error> {
+    let mut producer = Producer::new(config.leader.clone()).await?;
+    let topic = unique_topic("consume");
+    producer
+        .add_topic_with_partitions(topic.clone(), config.partitions)
+        .await?;
+    let mut consumer = Consumer::new(
+        ServerId::from(format!("bench-{}", std::process::id())),
+        config.leader.clone(),
+    )
+    .await?;
+    consumer
+        .join_consumer_group(crate::names::ConsumerGroupId::from(topic.as_str()))
+        .await?;
+    consumer.subscribe(topic.clone()).await?;
+    let value = payload(config.record_size);
+    for _ in 0..config.records {
+        producer
+            .send_message(topic.clone(), Value::from(value.clone()))
+            .await?;
+    }
+    producer.flush().await?;
+    let mut report = Report::new("consume", config.record_size);
+    let mut progress = Progress::new(config.progress_every);
+    let mut received = 0u64;
+    let start = Instant::now();
+    while received < config.records {
+        let polled = Instant::now();
+        let batch = consumer.poll_timeout(Duration::from_secs(5)).await?;
+        if batch.is_empty() {
+            return Err(Error::Unavailable {
+                addr: config.leader.to_string(),
+                reason: format!("no records for 5 s after {received} of {}", config.records),
+            });
+        }
+        report.record_latency(polled.elapsed());
+        received += batch.len() as u64;
+        progress.tick(batch.len() as u64);
+    }
+    report.finish(received, start.elapsed());
+    consumer.leave_consumer_group().await?;
+    producer.remove_topic(topic).await?;
+    Ok(report)
+}
+
+/// Runs the end-to-end latency benchmark at `rate` records per second.
+pub async fn end_to_end(config: &BenchConfig, rate: u64) -> Result<Report, Error> {
+    let mut producer = Producer::new(config.leader.clone()).await?;
+    let topic = unique_topic("e2e");
+    producer
+        .add_topic_with_partitions(topic.clone(), config.partitions)
+        .await?;
+    let mut consumer = Consumer::new(
+        ServerId::from(format!("bench-e2e-{}", std::process::id())),
+        config.leader.clone(),
+    )
+    .await?;
+    consumer
+        .join_consumer_group(crate::names::ConsumerGroupId::from(topic.as_str()))
+        .await?;
+    consumer.subscribe(topic.clone()).await?;
+    let epoch = Instant::now();
+    let records = config.records;
+    let record_size = config.record_size;
+    let send_topic = topic.clone();
+    let sender = async_std::task::spawn(async move {
+        let mut value = payload(record_size);
+        let interval = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
+        let start = Instant::now();
+        for i in 0..records {
+            let due = start + interval.mul_f64(i as f64);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                async_std::task::sleep(wait).await;
+            }
+            let nanos = epoch.elapsed().as_nanos() as u64;
+            value[..8].copy_from_slice(&nanos.to_le_bytes());
+            producer
+                .send_message(send_topic.clone(), Value::from(value.clone()))
+                .await?;
+        }
+        producer.flush().await?;
+        Ok::<Producer, Error>(producer)
+    });
+    let mut report = Report::new("e2e", config.record_size);
+    let mut progress = Progress::new(config.progress_every);
+    let mut received = 0u64;
+    let start = Instant::now();
+    while received < records {
+        let batch = consumer.poll_timeout(Duration::from_secs(5)).await?;
+        if batch.is_empty() {
+            return Err(Error::Unavailable {
+                addr: config.leader.to_string(),
+                reason: format!("no records for 5 s after {received} of {records}"),
+            });
+        }
+        let now = epoch.elapsed().as_nanos() as u64;
+        for message in &batch {
+            let mut sent = [0u8; 8];
+            sent.copy_from_slice(&message.value[..8]);
+            report.record_latency(Duration::from_nanos(
+                now.saturating_sub(u64::from_le_bytes(sent)),
+            ));
+        }
+        received += batch.len() as u64;
+        progress.tick(batch.len() as u64);
+    }
+    report.finish(received, start.elapsed());
+    let mut producer = sender.await?;
+    consumer.leave_consumer_group().await?;
+    producer.remove_topic(topic).await?;
+    Ok(report)
+}
