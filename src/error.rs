@@ -114,6 +114,14 @@ pub enum Error {
         /// The configured limit.
         limit: u64,
     },
+    /// Records sent in the background could not be delivered (reported by `flush`).
+    #[error("{records} record(s) could not be delivered: {reason}")]
+    DeliveryFailed {
+        /// How many records failed since the last report.
+        records: u64,
+        /// The first failure.
+        reason: String,
+    },
     /// The server failed to read or write its data (disk full, I/O error).
     #[error("storage error: {reason}")]
     Storage {
@@ -142,7 +150,7 @@ impl Error {
             Error::TooLarge { .. } => 413,
             Error::OffsetOutOfRange { .. } => 416,
             Error::Unavailable { .. } | Error::NoBrokers { .. } => 503,
-            Error::Storage { .. } | Error::Protocol { .. } => 500,
+            Error::Storage { .. } | Error::Protocol { .. } | Error::DeliveryFailed { .. } => 500,
         }
     }
 
@@ -162,6 +170,7 @@ impl Error {
             Error::NoBrokers { .. } => "no_brokers",
             Error::InvalidRequest { .. } => "invalid_request",
             Error::TooLarge { .. } => "too_large",
+            Error::DeliveryFailed { .. } => "delivery_failed",
             Error::Storage { .. } => "storage",
             Error::Protocol { .. } => "protocol",
         }
@@ -275,6 +284,10 @@ mod tests {
             Error::TooLarge { size: 10, limit: 5 },
             Error::Storage { reason: s() },
             Error::Protocol { reason: s() },
+            Error::DeliveryFailed {
+                records: 3,
+                reason: s(),
+            },
         ]
     }
 
@@ -306,6 +319,7 @@ mod tests {
                     | Error::NoBrokers { .. }
                     | Error::Storage { .. }
                     | Error::Protocol { .. }
+                    | Error::DeliveryFailed { .. }
             );
             assert_eq!(status >= 500, server_side, "{err:?}");
         }

@@ -62,7 +62,9 @@ pub mod protocol;
 #[cfg(feature = "python")]
 mod python;
 
-pub use client::{Consumer, ConsumerConfig, Message, Producer, ProducerConfig, RecordMetadata};
+pub use client::{
+    BatchConfig, Consumer, ConsumerConfig, Message, Producer, ProducerConfig, RecordMetadata,
+};
 pub use cluster::{Cluster, ClusterConfig};
 pub use error::{Error, Result};
 pub use names::{ConsumerGroupId, ServerId, Topic, Value};

@@ -115,6 +115,14 @@ macro_rules! name_type {
             }
         }
 
+        /// Lets maps keyed by name be searched with a `&str` (no allocation); the
+        /// derived `Hash` and `Eq` are those of the inner `String`, as required.
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
         impl AsRef<str> for $name {
             fn as_ref(&self) -> &str {
                 &self.0

@@ -478,6 +478,12 @@ async fn bad_fetch_parameters_are_400_and_past_the_end_is_416() {
                 .collect::<Vec<_>>()
         })
         .collect();
-    assert_eq!(offsets, vec![2, 3, 4]);
+    // Whole batches: the first one may start before offset 2 (clients skip those).
+    assert!(
+        offsets.first().is_some_and(|first| *first <= 2),
+        "{offsets:?}"
+    );
+    let from_two: Vec<i64> = offsets.into_iter().filter(|o| *o >= 2).collect();
+    assert_eq!(from_two, vec![2, 3, 4]);
     assert_cluster_serves(&cluster, "after").await;
 }

@@ -325,6 +325,7 @@ fn separate_leader_and_broker_processes_survive_kill_9() {
                 .await
                 .unwrap();
         }
+        producer.flush().await.unwrap(); // acknowledged before the kill
 
         // kill -9 the broker and start it again on the same data dir and port.
         broker.signal("-KILL");
@@ -351,6 +352,7 @@ fn separate_leader_and_broker_processes_survive_kill_9() {
                 .await
                 .unwrap();
         }
+        producer.flush().await.unwrap();
         let mut values = Vec::new();
         let deadline = Instant::now() + WAIT;
         while values.len() < 40 && Instant::now() < deadline {

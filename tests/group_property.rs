@@ -96,6 +96,8 @@ async fn send(producer: &mut Producer, seq: &mut usize, n: usize, sent: &mut Vec
             .unwrap_or_else(|e| panic!("send {v}: {e:?}"));
         sent.push(v);
     }
+    // send_message only queues: a record counts as produced once acknowledged.
+    producer.flush().await.expect("flush");
 }
 
 /// Polls every member in the group that is not silent, concurrently (each on its

@@ -16,6 +16,7 @@ async fn produce_then_consume() {
             .await
             .unwrap();
     }
+    producer.flush().await.unwrap();
     let got = consumer.poll().await.unwrap();
     assert_eq!(got.len(), 10, "{got:?}");
     assert!(consumer.poll().await.unwrap().is_empty());

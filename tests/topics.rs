@@ -194,17 +194,27 @@ async fn sending_to_an_unknown_topic_fails() {
         .send_message("gone".into(), "a".into())
         .await
         .unwrap();
+    producer.flush().await.unwrap();
     let mut remover = Producer::new(cluster.leader_addr()).await.unwrap();
     remover.remove_topic("gone".into()).await.unwrap();
     let started = std::time::Instant::now();
-    let err = producer
+    // send_message only queues (its metadata is stale); delivery fails and flush
+    // reports it, naming the unknown topic and the count.
+    producer
         .send_message("gone".into(), "b".into())
         .await
-        .unwrap_err();
+        .unwrap();
+    let err = producer.flush().await.unwrap_err();
     assert!(
-        matches!(err, Error::UnknownTopic { .. }),
+        matches!(&err, Error::DeliveryFailed { records: 1, reason } if reason.contains("unknown topic 'gone'")),
         "a removed topic is unknown: {err:?}"
     );
+    // The next send asks the leader again and fails at once.
+    let err = producer
+        .send_message("gone".into(), "c".into())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::UnknownTopic { .. }), "{err:?}");
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "took {:?}",

@@ -12,7 +12,8 @@ mod report;
 
 use std::time::{Duration, Instant};
 
-use crate::client::{Consumer, Producer};
+use crate::client::producer::BatchResult;
+use crate::client::{BatchConfig, Consumer, Producer, ProducerConfig};
 use crate::error::Error;
 use crate::names::{ServerId, Topic, Value};
 
@@ -29,9 +30,14 @@ pub struct BenchConfig {
     pub record_size: usize,
     /// Partitions of the benchmark topic.
     pub partitions: u32,
+    /// The producer's batching.
+    pub batch: BatchConfig,
     /// Print a progress line this often (none when zero).
     pub progress_every: Duration,
 }
+
+/// One send-time sample every this many records (bounded memory for long runs).
+const LATENCY_SAMPLE_EVERY: u64 = 64;
 
 fn unique_topic(kind: &str) -> Topic {
     let nanos = std::time::SystemTime::now()
@@ -46,27 +52,58 @@ fn payload(size: usize) -> Vec<u8> {
     (0..size.max(8)).map(|i| (i % 251) as u8).collect()
 }
 
-/// Runs the produce benchmark.
-pub async fn produce(config: &BenchConfig) -> Result<Report, Error> {
-    let mut producer = Producer::new(config.leader.clone()).await?;
-    let topic = unique_topic("produce");
+async fn producer_for(config: &BenchConfig, topic: &Topic) -> Result<Producer, Error> {
+    let producer = Producer::with_config(
+        config.leader.clone(),
+        ProducerConfig {
+            batch: config.batch.clone(),
+            ..ProducerConfig::default()
+        },
+    )
+    .await?;
     producer
-        .add_topic_with_partitions(topic.clone(), config.partitions)
+        .create_topic(topic.clone(), Some(config.partitions))
         .await?;
+    Ok(producer)
+}
+
+/// Sends `records` records as fast as the producer takes them and flushes; returns
+/// samples of (send time, batch outcome) for latency.
+async fn send_all(
+    producer: &Producer,
+    topic: &Topic,
+    config: &BenchConfig,
+    progress: &mut Progress,
+) -> Result<Vec<(Instant, std::sync::Arc<BatchResult>)>, Error> {
     let value = payload(config.record_size);
+    let mut samples = Vec::with_capacity((config.records / LATENCY_SAMPLE_EVERY + 1) as usize);
+    for i in 0..config.records {
+        let sent = Instant::now();
+        let appended = producer.append(topic.as_str(), None, &value).await?;
+        if i % LATENCY_SAMPLE_EVERY == 0 {
+            samples.push((sent, appended.result));
+        }
+        progress.tick(1);
+    }
+    producer.flush_shared().await?;
+    Ok(samples)
+}
+
+/// Runs the produce benchmark: throughput of one producer, and the latency from
+/// each (sampled) send call to its batch's acknowledgement.
+pub async fn produce(config: &BenchConfig) -> Result<Report, Error> {
+    let topic = unique_topic("produce");
+    let producer = producer_for(config, &topic).await?;
     let mut report = Report::new("produce", config.record_size);
     let mut progress = Progress::new(config.progress_every);
     let start = Instant::now();
-    for _ in 0..config.records {
-        let sent = Instant::now();
-        producer
-            .send_message(topic.clone(), Value::from(value.clone()))
-            .await?;
-        report.record_latency(sent.elapsed());
-        progress.tick(1);
-    }
-    producer.flush().await?;
+    let samples = send_all(&producer, &topic, config, &mut progress).await?;
     report.finish(config.records, start.elapsed());
+    for (sent, result) in samples {
+        if let Some(acked) = result.completed_at() {
+            report.record_latency(acked.saturating_duration_since(sent));
+        }
+    }
     producer.remove_topic(topic).await?;
     Ok(report)
 }
@@ -119,11 +156,8 @@ pub async fn consume(config: &BenchConfig) -> Result<Report, Error> {
 
 /// Runs the end-to-end latency benchmark at `rate` records per second.
 pub async fn end_to_end(config: &BenchConfig, rate: u64) -> Result<Report, Error> {
-    let mut producer = Producer::new(config.leader.clone()).await?;
     let topic = unique_topic("e2e");
-    producer
-        .add_topic_with_partitions(topic.clone(), config.partitions)
-        .await?;
+    let mut producer = producer_for(config, &topic).await?;
     let mut consumer = Consumer::new(
         ServerId::from(format!("bench-e2e-{}", std::process::id())),
         config.leader.clone(),
@@ -179,7 +213,7 @@ pub async fn end_to_end(config: &BenchConfig, rate: u64) -> Result<Report, Error
         progress.tick(batch.len() as u64);
     }
     report.finish(received, start.elapsed());
-    let mut producer = sender.await?;
+    let producer = sender.await?;
     consumer.leave_consumer_group().await?;
     producer.remove_topic(topic).await?;
     Ok(report)

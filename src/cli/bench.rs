@@ -6,6 +6,7 @@ use structopt::StructOpt;
 
 use crate::bench::{self, BenchConfig, Report};
 use crate::broker::log::{FsyncPolicy, LogConfig};
+use crate::client::BatchConfig;
 use crate::cluster::{Cluster, ClusterConfig};
 use crate::error::Error;
 use crate::names::ServerId;
@@ -53,6 +54,12 @@ pub struct Common {
     /// Partitions of the benchmark topic
     #[structopt(long, default_value = "1")]
     partitions: u32,
+    /// The producer sends a partition's batch once it holds this many bytes
+    #[structopt(long, default_value = "1048576")]
+    batch_size: usize,
+    /// ... or this long after its first record (0: at once when the partition is idle)
+    #[structopt(long, default_value = "5")]
+    linger_ms: u64,
     /// Print the result as one JSON object instead of a sentence
     #[structopt(long)]
     json: bool,
@@ -87,6 +94,11 @@ impl Args {
             records: common.records,
             record_size: common.record_size,
             partitions: common.partitions.max(1),
+            batch: BatchConfig {
+                batch_size: common.batch_size.max(1),
+                linger: Duration::from_millis(common.linger_ms),
+                ..BatchConfig::default()
+            },
             progress_every: if common.json {
                 Duration::ZERO
             } else {

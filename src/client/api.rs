@@ -1,6 +1,8 @@
 //! Typed calls to the leader's and the brokers' endpoints, over [`HttpClient`].
 //! Also the HTTP implementations of the links the leader and brokers use.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use crate::broker::membership::ControllerLink;
@@ -204,10 +206,10 @@ impl BrokerClient {
         broker: &ServerId,
         topic: &Topic,
         partition: u32,
-        batch: Vec<u8>,
+        batch: Arc<Vec<u8>>,
     ) -> Result<ProduceResponse, Error> {
         self.http
-            .post_bytes(
+            .post_shared(
                 broker,
                 &format!("/partitions/{topic}/{partition}/records"),
                 batch,

@@ -9,4 +9,4 @@ pub mod producer;
 
 pub use consumer::{Consumer, ConsumerConfig};
 pub use message::Message;
-pub use producer::{Producer, ProducerConfig, RecordMetadata};
+pub use producer::{BatchConfig, Producer, ProducerConfig, RecordMetadata};

@@ -1,6 +1,7 @@
 //! The HTTP client every logbrook client uses: one pooled surf client with
 //! TCP_NODELAY and keep-alive; failures come back as [`Error`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -143,6 +144,24 @@ impl HttpClient {
         self.json(addr, req).await
     }
 
+    /// `POST path` with a shared binary body (not copied, so a caller can retry with
+    /// the same bytes), JSON answer.
+    pub async fn post_shared<T: DeserializeOwned>(
+        &self,
+        addr: &ServerId,
+        path: &str,
+        body: Arc<Vec<u8>>,
+    ) -> Result<T, Error> {
+        let len = body.len();
+        let reader = async_std::io::Cursor::new(SharedBytes(body));
+        let req = self
+            .client
+            .post(Self::url(addr, path))
+            .body(surf::Body::from_reader(reader, Some(len)))
+            .content_type(surf::http::mime::BYTE_STREAM);
+        self.json(addr, req).await
+    }
+
     /// `GET path`, binary answer.
     pub async fn get_bytes(&self, addr: &ServerId, path: &str) -> Result<BytesResponse, Error> {
         let mut res = self
@@ -162,5 +181,14 @@ impl HttpClient {
 impl Default for HttpClient {
     fn default() -> Self {
         HttpClient::new(DEFAULT_TIMEOUT)
+    }
+}
+
+/// Bytes shared between a pending request and its possible retry.
+struct SharedBytes(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for SharedBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
     }
 }

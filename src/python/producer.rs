@@ -1,6 +1,6 @@
 //! `logbrook.Producer`.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use async_std::sync::Mutex;
 use pyo3::exceptions::PyTypeError;
@@ -8,13 +8,13 @@ use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyString};
 
 use crate::error::Error;
-use crate::names::{ServerId, Topic, Value};
+use crate::names::{ServerId, Topic};
 
-use super::blocking::wait;
+use super::blocking::{to_py_err, wait};
 
 type Shared<T> = Arc<Mutex<Option<T>>>;
 
-/// Takes the object out of a shared slot for one call, or fails if it was closed.
+/// Runs `call` on the object in a shared slot, or fails if it was closed.
 pub(super) async fn with_open<T, R>(
     slot: &Shared<T>,
     what: &str,
@@ -23,20 +23,25 @@ pub(super) async fn with_open<T, R>(
     let mut guard = slot.lock().await;
     match guard.as_mut() {
         Some(inner) => call(inner).await,
-        None => Err(Error::InvalidRequest {
-            reason: format!("the {what} is closed"),
-        }),
+        None => Err(closed(what)),
     }
 }
 
-/// Bytes from `bytes`, `bytearray` or `str` (sent as UTF-8).
-pub(super) fn payload(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
+fn closed(what: &str) -> Error {
+    Error::InvalidRequest {
+        reason: format!("the {what} is closed"),
+    }
+}
+
+/// Calls `f` with the bytes of a `bytes`, `bytearray` or `str` (as UTF-8) object,
+/// without copying them for `bytes`.
+fn with_bytes<R>(obj: &Bound<'_, PyAny>, what: &str, f: impl FnOnce(&[u8]) -> R) -> PyResult<R> {
     if let Ok(bytes) = obj.cast::<PyBytes>() {
-        Ok(bytes.as_bytes().to_vec())
+        Ok(f(bytes.as_bytes()))
     } else if let Ok(text) = obj.cast::<PyString>() {
-        Ok(text.to_cow()?.as_bytes().to_vec())
+        Ok(f(text.to_cow()?.as_bytes()))
     } else if let Ok(array) = obj.cast::<PyByteArray>() {
-        Ok(array.to_vec())
+        Ok(f(&array.to_vec()))
     } else {
         Err(PyTypeError::new_err(format!(
             "{what} must be bytes, bytearray or str, not {}",
@@ -48,7 +53,17 @@ pub(super) fn payload(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
 /// Sends records to a logbrook cluster. Safe to share between threads.
 #[pyclass(module = "logbrook")]
 pub struct Producer {
-    inner: Shared<crate::client::Producer>,
+    inner: RwLock<Option<crate::client::Producer>>,
+}
+
+impl Producer {
+    /// A handle on the producer (they share everything), or the "closed" error.
+    fn handle(&self, py: Python<'_>) -> PyResult<crate::client::Producer> {
+        let guard = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        guard
+            .clone()
+            .ok_or_else(|| to_py_err(py, closed("producer")))
+    }
 }
 
 #[pymethods]
@@ -59,33 +74,29 @@ impl Producer {
         let addr = ServerId::from(broker_leader_addr);
         let producer = wait(py, async move { crate::client::Producer::new(addr).await })?;
         Ok(Producer {
-            inner: Arc::new(Mutex::new(Some(producer))),
+            inner: RwLock::new(Some(producer)),
         })
     }
 
     /// Creates a topic (with the cluster's default partition count unless given).
     #[pyo3(signature = (topic, partitions = None))]
     fn add_topic(&self, py: Python<'_>, topic: &str, partitions: Option<u32>) -> PyResult<()> {
-        let (inner, topic) = (self.inner.clone(), Topic::from(topic));
-        wait(py, async move {
-            with_open(&inner, "producer", async |p| match partitions {
-                Some(n) => p.add_topic_with_partitions(topic, n).await,
-                None => p.add_topic(topic).await,
-            })
-            .await
-        })
+        let (producer, topic) = (self.handle(py)?, Topic::from(topic));
+        wait(
+            py,
+            async move { producer.create_topic(topic, partitions).await },
+        )
     }
 
     /// Removes a topic and all its records.
     fn remove_topic(&self, py: Python<'_>, topic: &str) -> PyResult<()> {
-        let (inner, topic) = (self.inner.clone(), Topic::from(topic));
-        wait(py, async move {
-            with_open(&inner, "producer", async |p| p.remove_topic(topic).await).await
-        })
+        let (producer, topic) = (self.handle(py)?, Topic::from(topic));
+        wait(py, async move { producer.remove_topic(topic).await })
     }
 
-    /// Sends one record; a `key` sends every record with that key to one partition.
-    /// `value` and `key` are bytes, or str sent as UTF-8.
+    /// Queues one record and returns at once; a `key` sends every record with that key
+    /// to one partition. `value` and `key` are bytes, or str sent as UTF-8. `flush()`
+    /// waits for delivery and reports failures.
     #[pyo3(signature = (topic, value, key = None))]
     fn send_message(
         &self,
@@ -94,35 +105,45 @@ impl Producer {
         value: &Bound<'_, PyAny>,
         key: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let value = Value::from(payload(value, "value")?);
-        let key = key.map(|k| payload(k, "key")).transpose()?.map(Value::from);
-        let (inner, topic) = (self.inner.clone(), Topic::from(topic));
+        let producer = self.handle(py)?;
+        // Fast path: copy straight into the batch, no task, no GIL release needed.
+        let queued = with_bytes(value, "value", |value| match key {
+            None => Ok(producer.try_append(topic, None, value).is_ok()),
+            Some(key) => with_bytes(key, "key", |key| {
+                producer.try_append(topic, Some(key), value).is_ok()
+            }),
+        })??;
+        if queued {
+            return Ok(());
+        }
+        // Slow path (first record of a topic, or buffer full): wait without the GIL.
+        let value = with_bytes(value, "value", <[u8]>::to_vec)?;
+        let key = key
+            .map(|k| with_bytes(k, "key", <[u8]>::to_vec))
+            .transpose()?;
+        let topic = topic.to_string();
         wait(py, async move {
-            with_open(&inner, "producer", async |p| {
-                p.send(topic, key, value).await.map(drop)
-            })
-            .await
+            producer
+                .append(&topic, key.as_deref(), &value)
+                .await
+                .map(drop)
         })
     }
 
-    /// Waits until every record sent is acknowledged.
+    /// Waits until every record sent is acknowledged; raises DeliveryFailedError
+    /// naming how many records could not be delivered.
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
-        let inner = self.inner.clone();
-        wait(py, async move {
-            with_open(&inner, "producer", async |p| p.flush().await).await
-        })
+        let producer = self.handle(py)?;
+        wait(py, async move { producer.flush_shared().await })
     }
 
     /// Flushes and releases the producer; later calls raise.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        let inner = self.inner.clone();
-        wait(py, async move {
-            let mut guard = inner.lock().await;
-            match guard.take() {
-                Some(mut producer) => producer.flush().await,
-                None => Ok(()),
-            }
-        })
+        let taken = self.inner.write().unwrap_or_else(|p| p.into_inner()).take();
+        match taken {
+            Some(producer) => wait(py, async move { producer.flush_shared().await }),
+            None => Ok(()),
+        }
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {

@@ -208,6 +208,8 @@ pub async fn send_n(producer: &mut Producer, topic: &str, prefix: &str, n: usize
             .unwrap_or_else(|e| panic!("send {v} to {topic}: {e:?}"));
         sent.push(v);
     }
+    // send_message only queues: wait until every record is acknowledged.
+    producer.flush().await.expect("flush");
     sent
 }
 

@@ -165,8 +165,11 @@ class Proc:
         self.args = list(args)
         self.name = name
         self.stderr_path = Path(log_dir) / f"{name}.{time.monotonic_ns()}.stderr"
-        child_env = dict(os.environ if env is None else env)
-        child_env.pop("LOGBROOK_LEADER", None)
+        if env is None:
+            child_env = dict(os.environ)
+            child_env.pop("LOGBROOK_LEADER", None)  # only what a test passes on purpose
+        else:
+            child_env = dict(env)
         child_env["PYTHONUNBUFFERED"] = "1"
         with open(self.stderr_path, "wb") as stderr:
             self.popen = subprocess.Popen(

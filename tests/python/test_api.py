@@ -6,6 +6,9 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import re
+import socket
+import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -216,6 +219,37 @@ def test_poll_rejects_bad_arguments(producer, make_consumer):
     assert consumer.poll(timeout=0) == []
 
 
+def test_huge_poll_timeouts_are_handled_cleanly(producer, make_consumer):
+    # A huge timeout either waits (and returns when a record comes) or is refused
+    # with a Python error; it must not crash in Rust (PanicException).
+    producer.add_topic("huge")
+    consumer = make_consumer("g", ["huge"])
+    for timeout in (1e19, 1e300):
+        outcome = []
+
+        def poll():
+            try:
+                outcome.append(consumer.poll(timeout=timeout))
+            except BaseException as err:  # noqa: BLE001 - PanicException is a BaseException
+                outcome.append(err)
+
+        thread = threading.Thread(target=poll)
+        thread.start()
+        thread.join(0.5)
+        if thread.is_alive():  # it waits: a record must wake it
+            producer.send_message("huge", b"wake up")
+            thread.join(10)
+        assert not thread.is_alive()
+        (result,) = outcome
+        if isinstance(result, BaseException):
+            assert isinstance(result, (ValueError, OverflowError)), (
+                f"poll(timeout={timeout}) raised {type(result).__module__}."
+                f"{type(result).__name__}: {result}"
+            )
+        else:
+            assert values(result) == [b"wake up"]
+
+
 def test_max_records_bounds_each_poll_and_loses_nothing(producer, make_consumer):
     producer.add_topic("bounded")  # 3 partitions
     consumer = make_consumer("g", ["bounded"])
@@ -348,6 +382,52 @@ def test_cluster_data_dir_is_a_str_as_typed(tmp_path):
         assert cluster.data_dir == str(tmp_path / "typed")
 
 
+def test_cluster_data_dir_can_be_a_str_and_is_locked_while_in_use(tmp_path):
+    data_dir = str(tmp_path / "as-str")
+    with logbrook.Cluster(brokers=1, partitions=1, data_dir=data_dir) as cluster:
+        assert os.fspath(cluster.data_dir) == data_dir
+        with pytest.raises(logbrook.StorageError) as caught:
+            logbrook.Cluster(brokers=1, partitions=1, data_dir=data_dir)
+        assert "in use" in str(caught.value)
+        # The running cluster is unaffected.
+        with logbrook.Producer(cluster.leader_addr) as producer:
+            producer.add_topic("t")
+    # Once stopped, the dir can be used again.
+    with logbrook.Cluster(brokers=1, partitions=1, data_dir=data_dir) as again:
+        with logbrook.Producer(again.leader_addr) as producer:
+            with pytest.raises(logbrook.TopicExistsError):
+                producer.add_topic("t")
+
+
+def test_cluster_broker_index_is_checked(logbrook_cluster):
+    for call in (logbrook_cluster.stop_broker, logbrook_cluster.restart_broker):
+        with pytest.raises(logbrook.InvalidRequestError):
+            call(3)
+        with pytest.raises(OverflowError):
+            call(-1)
+
+
+def test_a_cluster_left_running_is_stopped_at_interpreter_exit(spawn):
+    script = textwrap.dedent(
+        """
+        import logbrook
+        cluster = logbrook.Cluster(brokers=2, partitions=2)
+        producer = logbrook.Producer(cluster.leader_addr)
+        producer.add_topic("t")
+        consumer = logbrook.Consumer("c", cluster.leader_addr)
+        consumer.join_consumer_group("g")
+        consumer.subscribe("t")
+        producer.send_message("t", b"x")
+        print("data", cluster.data_dir, flush=True)
+        # exits without stop() or close()
+        """
+    )
+    child = spawn([sys.executable, "-c", script], name="left-running")
+    data_dir = Path(child.expect(r"data (.+)").group(1))
+    assert child.wait(timeout=10) == 0, child.describe()
+    assert not data_dir.exists(), "the temporary data dir is removed at exit"
+
+
 def test_cluster_without_data_dir_uses_a_temporary_dir_removed_at_stop():
     with logbrook.Cluster(brokers=1, partitions=1) as cluster:
         data_dir = Path(cluster.data_dir)
@@ -362,6 +442,33 @@ def test_cluster_rejects_bad_arguments(tmp_path):
         logbrook.Cluster(partitions=0, data_dir=tmp_path / "b")
     with pytest.raises((TypeError, OverflowError)):
         logbrook.Cluster(brokers=-1)
+
+
+@pytest.mark.parametrize(
+    "addr, error",
+    [
+        ("free-port", logbrook.UnavailableError),
+        ("", logbrook.InvalidNameError),
+        ("127.0.0.1:not-a-port", logbrook.LogbrookError),
+        ("127.0.0.1:99999", logbrook.LogbrookError),
+    ],
+)
+def test_bad_leader_addresses_raise_logbrook_errors(addr, error):
+    if addr == "free-port":
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            addr = f"127.0.0.1:{probe.getsockname()[1]}"
+    for make in (lambda: logbrook.Producer(addr), lambda: logbrook.Consumer("c", addr)):
+        started = time.monotonic()
+        try:
+            make()
+        except error:
+            pass
+        except BaseException as err:  # noqa: BLE001 - e.g. a Rust panic
+            pytest.fail(f"{addr!r}: {type(err).__module__}.{type(err).__name__}: {err}")
+        else:
+            pytest.fail(f"{addr!r}: no error")
+        assert time.monotonic() - started < 12
 
 
 def test_version_is_a_string_matching_the_distribution():

@@ -1,0 +1,71 @@
+//! The producer's background sender: takes sendable batches from the accumulator and
+//! sends each to the broker hosting its partition, one request in flight per
+//! partition and all partitions in parallel.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_std::task;
+
+use crate::error::Error;
+
+use super::accumulator::ReadyBatch;
+use super::Shared;
+
+/// Runs until the accumulator is closed and everything buffered is settled.
+pub(super) async fn run(shared: Arc<Shared>, woken: async_channel::Receiver<()>) {
+    loop {
+        let (batches, next_deadline) = shared.acc.take_sendable(Instant::now());
+        for batch in batches {
+            task::spawn(send_batch(shared.clone(), batch));
+        }
+        if woken.is_closed() {
+            if shared.acc.pending_records() == 0 {
+                return;
+            }
+            shared.acc.progress().await;
+            continue;
+        }
+        match next_deadline {
+            Some(deadline) => {
+                let wait = deadline.saturating_duration_since(Instant::now());
+                let _ = async_std::future::timeout(wait, woken.recv()).await;
+            }
+            None => {
+                let _ = woken.recv().await;
+            }
+        }
+    }
+}
+
+async fn send_batch(shared: Arc<Shared>, batch: ReadyBatch) {
+    let outcome = deliver(&shared, &batch).await;
+    shared.acc.complete(batch, outcome);
+}
+
+/// Sends one batch; refreshes metadata and retries while the broker says it does not
+/// host the partition (nothing was written then), within the delivery timeout.
+async fn deliver(shared: &Shared, batch: &ReadyBatch) -> Result<u64, Error> {
+    let deadline = Instant::now() + shared.config.delivery_timeout;
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        let broker = shared.broker_for(&batch.topic, batch.partition).await?;
+        let sent = shared
+            .brokers
+            .produce(&broker, &batch.topic, batch.partition, batch.bytes.clone())
+            .await;
+        match sent {
+            Ok(ack) => return Ok(ack.base_offset),
+            Err(Error::NotPartitionOwner { .. }) if Instant::now() < deadline => {
+                shared.forget_metadata(&batch.topic);
+                task::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_millis(200));
+            }
+            Err(err) => {
+                // The broker may have moved or died: the next batch asks the leader.
+                shared.forget_metadata(&batch.topic);
+                return Err(err);
+            }
+        }
+    }
+}
