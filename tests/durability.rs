@@ -297,7 +297,7 @@ async fn a_torn_segment_tail_is_cut_back_to_the_last_whole_batch() {
         9,
         "the torn last batch is dropped"
     );
-    let mut producer = common::producer(&cluster).await;
+    let producer = common::producer(&cluster).await;
     let md = producer
         .send("t".into(), None, "after-crash".into())
         .await
