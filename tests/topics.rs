@@ -195,7 +195,7 @@ async fn sending_to_an_unknown_topic_fails() {
         .await
         .unwrap();
     producer.flush().await.unwrap();
-    let mut remover = Producer::new(cluster.leader_addr()).await.unwrap();
+    let remover = Producer::new(cluster.leader_addr()).await.unwrap();
     remover.remove_topic("gone".into()).await.unwrap();
     let started = std::time::Instant::now();
     // send_message only queues (its metadata is stale); delivery fails and flush
