@@ -99,6 +99,7 @@ impl Cluster {
             default_partitions: config.partitions_per_topic as u32,
             broker_timeout: config.broker_timeout,
             session_timeout: config.session_timeout,
+            fsync: config.log.fsync,
         };
         let leader = start_leader(leader_config.clone(), bind(&config.leader_addr).await?).await?;
         let leader_id = leader.server_id();

@@ -115,12 +115,25 @@ pub async fn start_leader(
         crate::leader::http::app(leader.clone()),
         signal.clone(),
     ));
-    let reaper = task::spawn(expire_members_periodically(leader, signal));
+    let reaper = task::spawn(expire_members_periodically(leader.clone(), signal.clone()));
+    let mut tasks = vec![server, reaper];
+    if let FsyncPolicy::EveryMs(ms) = leader.config().fsync {
+        let period = Duration::from_millis(ms.max(1));
+        tasks.push(task::spawn(sync_leader_periodically(
+            leader.clone(),
+            period,
+            signal,
+        )));
+    }
     Ok(NodeHandle {
         addr,
         trigger,
-        tasks: vec![server, reaper],
-        on_stop: None,
+        tasks,
+        on_stop: Some(Box::new(move || {
+            if let Err(err) = task::block_on(leader.sync_to_disk()) {
+                log_warning(&format!("final metadata sync: {err}"));
+            }
+        })),
         _lock: Some(lock),
     })
 }
@@ -130,6 +143,14 @@ async fn expire_members_periodically(leader: Leader, signal: ShutdownSignal) {
     while signal.race(task::sleep(period)).await.is_some() {
         if let Err(err) = leader.expire_members().await {
             log_warning(&format!("expiring group members: {err}"));
+        }
+    }
+}
+
+async fn sync_leader_periodically(leader: Leader, period: Duration, signal: ShutdownSignal) {
+    while signal.race(task::sleep(period)).await.is_some() {
+        if let Err(err) = leader.sync_to_disk().await {
+            log_warning(&format!("periodic metadata sync: {err}"));
         }
     }
 }

@@ -64,16 +64,21 @@ async fn produce(mut req: Request<BrokerState>) -> tide::Result {
 }
 
 async fn fetch(req: Request<BrokerState>) -> tide::Result {
-    let result = (|| {
+    let result = async {
         let topic: Topic = name_param(&req, "topic")?;
         let partition = number_param(&req, "partition")?;
         let offset = query_u64(&req, "offset", 0)?;
-        let max_bytes = query_u64(&req, "max_bytes", req.state().max_fetch_bytes)?
-            .min(req.state().max_fetch_bytes);
-        req.state()
+        let state = req.state();
+        let max_bytes =
+            query_u64(&req, "max_bytes", state.max_fetch_bytes)?.min(state.max_fetch_bytes);
+        let max_wait =
+            Duration::from_millis(query_u64(&req, "max_wait_ms", 0)?.min(MAX_FETCH_WAIT_MS));
+        state
             .service
-            .fetch(&topic, partition, offset, max_bytes as usize)
-    })();
+            .fetch_wait(&topic, partition, offset, max_bytes as usize, max_wait)
+            .await
+    }
+    .await;
     Ok(match result {
         Ok(fetched) => {
             let mut res = Response::new(StatusCode::Ok);
@@ -114,5 +119,5 @@ async fn assignment(mut req: Request<BrokerState>) -> tide::Result {
 pub const DEFAULT_MAX_FETCH_BYTES: u64 = 8 << 20;
 /// Default upper bound of one produce body.
 pub const DEFAULT_MAX_REQUEST_BYTES: u64 = 16 << 20;
-/// The `every-ms` policy's timer granularity never goes below this.
-pub const MIN_SYNC_INTERVAL: Duration = Duration::from_millis(1);
+/// Longest a fetch may wait for records (`max_wait_ms`).
+pub const MAX_FETCH_WAIT_MS: u64 = 30_000;

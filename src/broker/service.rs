@@ -26,6 +26,8 @@ const PARTITIONS_DIR: &str = "partitions";
 struct Partition {
     topic_id: u64,
     log: Mutex<Option<PartitionLog>>,
+    /// Notified after every append, for fetches waiting on new records.
+    appended: event_listener::Event,
 }
 
 type PartitionKey = (Topic, u32);
@@ -71,6 +73,7 @@ impl BrokerService {
                 Arc::new(Partition {
                     topic_id,
                     log: Mutex::new(Some(log)),
+                    appended: event_listener::Event::new(),
                 }),
             );
         }
@@ -145,6 +148,7 @@ impl BrokerService {
                 Arc::new(Partition {
                     topic_id,
                     log: Mutex::new(Some(log)),
+                    appended: event_listener::Event::new(),
                 }),
             );
         }
@@ -191,6 +195,8 @@ impl BrokerService {
             .as_mut()
             .ok_or_else(|| self.not_owner(topic, partition))?;
         let info = log.append(batch).map_err(log_error)?;
+        drop(guard);
+        part.appended.notify(usize::MAX);
         Ok(ProduceResponse {
             base_offset: info.base_offset,
             last_offset: info.last_offset,
@@ -229,6 +235,32 @@ impl BrokerService {
             batches,
             end_offset,
         })
+    }
+
+    /// Like [`BrokerService::fetch`], but when there is nothing at `offset` yet, waits
+    /// up to `max_wait` for an append to the partition (a long poll), so consumers
+    /// need not spin.
+    pub async fn fetch_wait(
+        &self,
+        topic: &Topic,
+        partition: u32,
+        offset: u64,
+        max_bytes: usize,
+        max_wait: std::time::Duration,
+    ) -> Result<FetchResult, Error> {
+        let deadline = std::time::Instant::now() + max_wait;
+        loop {
+            // Listen before reading, so an append between the read and the wait
+            // is not missed.
+            let part = self.partition(topic, partition)?;
+            let listener = part.appended.listen();
+            let fetched = self.fetch(topic, partition, offset, max_bytes)?;
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if !fetched.batches.is_empty() || left.is_zero() {
+                return Ok(fetched);
+            }
+            let _ = async_std::future::timeout(left, listener).await;
+        }
     }
 
     /// The end offset of each partition, in order.

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use structopt::StructOpt;
 
+use crate::broker::log::FsyncPolicy;
 use crate::error::Error;
 use crate::leader::LeaderConfig;
 use crate::node::{bind, start_leader};
@@ -29,6 +30,11 @@ pub struct Args {
     /// A consumer that does not poll for this long leaves its group
     #[structopt(long, default_value = "10000")]
     session_timeout_ms: u64,
+    /// When metadata changes (topics, groups, positions) are fsynced: `always`,
+    /// `every-ms:N` or `never`. Every change is written before it is answered, so a
+    /// crash of this process loses nothing; the policy bounds what a power loss takes
+    #[structopt(long, default_value = "every-ms:1000")]
+    fsync: FsyncPolicy,
 }
 
 impl Args {
@@ -39,6 +45,7 @@ impl Args {
             default_partitions: self.partitions,
             broker_timeout: Duration::from_millis(self.broker_timeout_ms),
             session_timeout: Duration::from_millis(self.session_timeout_ms),
+            fsync: self.fsync,
         };
         let leader = start_leader(config, bind(&self.addr).await?).await?;
         announce(&format!("leader {}", leader.addr()));

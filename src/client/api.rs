@@ -2,6 +2,7 @@
 //! Also the HTTP implementations of the links the leader and brokers use.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -217,7 +218,8 @@ impl BrokerClient {
             .await
     }
 
-    /// Reads stored batches from `offset`.
+    /// Reads stored batches from `offset`; with `max_wait` the broker holds the
+    /// request until records arrive or the wait ends.
     pub async fn fetch(
         &self,
         broker: &ServerId,
@@ -225,13 +227,13 @@ impl BrokerClient {
         partition: u32,
         offset: u64,
         max_bytes: u64,
+        max_wait: Duration,
     ) -> Result<BytesResponse, Error> {
+        let wait_ms = max_wait.as_millis();
         self.http
             .get_bytes(
                 broker,
-                &format!(
-                    "/partitions/{topic}/{partition}/records?offset={offset}&max_bytes={max_bytes}"
-                ),
+                &format!("/partitions/{topic}/{partition}/records?offset={offset}&max_bytes={max_bytes}&max_wait_ms={wait_ms}"),
             )
             .await
     }

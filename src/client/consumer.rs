@@ -3,10 +3,10 @@
 //! group's positions with a compare-and-set, and only then hands the records out.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::Error;
-use crate::http::client::HttpClient;
+use crate::http::client::{BytesResponse, HttpClient};
 use crate::names::{ConsumerGroupId, ServerId, Topic};
 use crate::protocol::batch;
 use crate::protocol::control::{AssignedFetch, MemberState, OffsetMove};
@@ -14,8 +14,10 @@ use crate::protocol::control::{AssignedFetch, MemberState, OffsetMove};
 use super::api::{BrokerClient, LeaderClient};
 use super::message::Message;
 
-/// Pause between empty polls in [`Consumer::poll_timeout`].
-const POLL_RETRY_INTERVAL: Duration = Duration::from_millis(10);
+/// Longest one long-poll round waits before syncing with the leader again.
+const LONG_POLL_ROUND: Duration = Duration::from_millis(500);
+/// How long a member without partitions pauses in a waiting poll.
+const IDLE_MEMBER_PAUSE: Duration = Duration::from_millis(50);
 
 /// Consumer settings.
 #[derive(Debug, Clone)]
@@ -159,6 +161,43 @@ impl Consumer {
     /// Like [`Consumer::poll`], returning at most `max_records` records; the rest stay
     /// in the log for the next poll (positions only move past what is returned).
     pub async fn poll_records(&mut self, max_records: usize) -> Result<Vec<Message>, Error> {
+        self.poll_once(max_records, Duration::ZERO).await
+    }
+
+    /// Like [`Consumer::poll`], but waits up to `timeout` for records to arrive and
+    /// returns as soon as some did (or empty after the timeout). Brokers hold the
+    /// fetch until records arrive, so waiting costs no busy polling.
+    pub async fn poll_timeout(&mut self, timeout: Duration) -> Result<Vec<Message>, Error> {
+        self.poll_records_timeout(self.config.max_poll_records, timeout)
+            .await
+    }
+
+    /// [`Consumer::poll_records`] waiting up to `timeout` for records.
+    pub async fn poll_records_timeout(
+        &mut self,
+        max_records: usize,
+        timeout: Duration,
+    ) -> Result<Vec<Message>, Error> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            // Bounded waits: a rebalance is learned at the next round's sync.
+            let wait = deadline
+                .saturating_duration_since(Instant::now())
+                .min(LONG_POLL_ROUND);
+            let messages = self.poll_once(max_records, wait).await?;
+            if !messages.is_empty() || Instant::now() >= deadline {
+                return Ok(messages);
+            }
+        }
+    }
+
+    /// One round: sync with the leader, fetch every assigned partition (waiting up to
+    /// `max_wait` if none has records), move the group's positions, return what moved.
+    async fn poll_once(
+        &mut self,
+        max_records: usize,
+        max_wait: Duration,
+    ) -> Result<Vec<Message>, Error> {
         let group = self.require_group()?;
         let state = self
             .with_membership(&group, |c| {
@@ -166,24 +205,30 @@ impl Consumer {
                 async move { leader.sync(&g, &id).await }
             })
             .await?;
+        if state.assignment.is_empty() {
+            // Nothing to fetch from: pause a little so a waiting caller does not spin.
+            async_std::task::sleep(max_wait.min(IDLE_MEMBER_PAUSE)).await;
+            return Ok(Vec::new());
+        }
+        let mut answers = self.fetch_all(&state.assignment).await;
+        let nothing = answers.iter().all(|a| {
+            a.as_ref()
+                .is_none_or(|r| r.as_ref().map_or(true, |r| r.body.is_empty()))
+        });
+        if nothing && !max_wait.is_zero() {
+            answers = self.fetch_first(&state.assignment, max_wait).await;
+        }
         let mut messages = Vec::new();
         let mut moves = Vec::new();
-        for assigned in &state.assignment {
+        for (assigned, answer) in state.assignment.iter().zip(answers) {
             let room = max_records.saturating_sub(messages.len());
             if room == 0 {
                 break;
             }
+            // One unreachable broker must not stop the other partitions.
+            let Some(Ok(answer)) = answer else { continue };
             let before = messages.len();
-            match self.fetch(assigned, room, &mut messages).await {
-                Ok(()) => {}
-                // One unreachable broker must not stop the other partitions.
-                Err(
-                    Error::Unavailable { .. }
-                    | Error::NotPartitionOwner { .. }
-                    | Error::OffsetOutOfRange { .. },
-                ) => continue,
-                Err(err) => return Err(err),
-            }
+            decode(assigned, &answer.body, room, &mut messages)?;
             if let Some(last) = messages[before..].last() {
                 moves.push((
                     before,
@@ -222,73 +267,73 @@ impl Consumer {
         Ok(messages)
     }
 
-    /// Like [`Consumer::poll`], but waits up to `timeout` for records to arrive and
-    /// returns as soon as some did (or empty after the timeout).
-    pub async fn poll_timeout(&mut self, timeout: Duration) -> Result<Vec<Message>, Error> {
-        self.poll_records_timeout(self.config.max_poll_records, timeout)
-            .await
-    }
-
-    /// [`Consumer::poll_records`] waiting up to `timeout` for records.
-    pub async fn poll_records_timeout(
-        &mut self,
-        max_records: usize,
-        timeout: Duration,
-    ) -> Result<Vec<Message>, Error> {
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            let messages = self.poll_records(max_records).await?;
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if !messages.is_empty() || left.is_zero() {
-                return Ok(messages);
-            }
-            // Brokers answer fetches at once today, so pace the retries.
-            async_std::task::sleep(left.min(POLL_RETRY_INTERVAL)).await;
-        }
-    }
-
-    async fn fetch(
+    fn spawn_fetch(
         &self,
         assigned: &AssignedFetch,
-        room: usize,
-        out: &mut Vec<Message>,
-    ) -> Result<(), Error> {
-        let fetched = self
-            .brokers
-            .fetch(
-                &assigned.broker_addr,
-                &assigned.topic,
-                assigned.partition,
-                assigned.position,
-                self.config.max_partition_fetch_bytes,
-            )
-            .await?;
-        let mut taken = 0usize;
-        for batch in batch::batches(&fetched.body) {
-            let batch = batch.map_err(|e| Error::Protocol {
-                reason: format!("bad batch from {}: {e}", assigned.broker_addr),
-            })?;
-            for record in batch::records(batch).map_err(bad_batch)? {
-                let record = record.map_err(bad_batch)?;
-                let offset = record.offset as u64;
-                if offset < assigned.position {
-                    continue; // the batch starts before our position
-                }
-                if taken == room {
-                    return Ok(());
-                }
-                out.push(Message {
-                    topic: assigned.topic.clone(),
-                    partition: assigned.partition,
-                    offset,
-                    key: record.key.map(<[u8]>::to_vec),
-                    value: record.value.to_vec(),
-                    timestamp: record.timestamp,
-                });
-                taken += 1;
+        max_wait: Duration,
+    ) -> async_std::task::JoinHandle<Result<BytesResponse, Error>> {
+        let (brokers, a, max_bytes) = (
+            self.brokers.clone(),
+            assigned.clone(),
+            self.config.max_partition_fetch_bytes,
+        );
+        async_std::task::spawn(async move {
+            brokers
+                .fetch(
+                    &a.broker_addr,
+                    &a.topic,
+                    a.partition,
+                    a.position,
+                    max_bytes,
+                    max_wait,
+                )
+                .await
+        })
+    }
+
+    /// Fetches every partition concurrently, without waiting; answers in assignment
+    /// order.
+    async fn fetch_all(
+        &self,
+        assignment: &[AssignedFetch],
+    ) -> Vec<Option<Result<BytesResponse, Error>>> {
+        let tasks: Vec<_> = assignment
+            .iter()
+            .map(|a| self.spawn_fetch(a, Duration::ZERO))
+            .collect();
+        let mut answers = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            answers.push(Some(task.await));
+        }
+        answers
+    }
+
+    /// Long-polls every partition concurrently and returns as soon as one answers with
+    /// records (the other answers are dropped: they are reads, nothing moved).
+    async fn fetch_first(
+        &self,
+        assignment: &[AssignedFetch],
+        max_wait: Duration,
+    ) -> Vec<Option<Result<BytesResponse, Error>>> {
+        let (tx, rx) = async_channel::bounded(assignment.len());
+        for (i, a) in assignment.iter().enumerate() {
+            let task = self.spawn_fetch(a, max_wait);
+            let tx = tx.clone();
+            async_std::task::spawn(async move {
+                let _ = tx.send((i, task.await)).await;
+            });
+        }
+        drop(tx);
+        let mut answers: Vec<Option<Result<BytesResponse, Error>>> =
+            (0..assignment.len()).map(|_| None).collect();
+        while let Ok((i, answer)) = rx.recv().await {
+            let has_records = answer.as_ref().is_ok_and(|r| !r.body.is_empty());
+            answers[i] = Some(answer);
+            if has_records {
+                break;
             }
         }
-        Ok(())
+        answers
     }
 
     fn require_group(&self) -> Result<ConsumerGroupId, Error> {
@@ -323,6 +368,40 @@ impl Consumer {
             other => other,
         }
     }
+}
+
+/// Appends the records of a fetch answer at or after the assigned position, at most
+/// `room` of them.
+fn decode(
+    assigned: &AssignedFetch,
+    body: &[u8],
+    room: usize,
+    out: &mut Vec<Message>,
+) -> Result<(), Error> {
+    let mut taken = 0usize;
+    for batch in batch::batches(body) {
+        let batch = batch.map_err(bad_batch)?;
+        for record in batch::records(batch).map_err(bad_batch)? {
+            let record = record.map_err(bad_batch)?;
+            let offset = record.offset as u64;
+            if offset < assigned.position {
+                continue; // the batch starts before our position
+            }
+            if taken == room {
+                return Ok(());
+            }
+            out.push(Message {
+                topic: assigned.topic.clone(),
+                partition: assigned.partition,
+                offset,
+                key: record.key.map(<[u8]>::to_vec),
+                value: record.value.to_vec(),
+                timestamp: record.timestamp,
+            });
+            taken += 1;
+        }
+    }
+    Ok(())
 }
 
 fn bad_batch(err: batch::BatchError) -> Error {

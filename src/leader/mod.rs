@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
+use crate::broker::log::FsyncPolicy;
 use crate::error::Error;
 use crate::names::{ConsumerGroupId, ServerId, Topic};
 use crate::protocol::control::{
@@ -60,6 +61,10 @@ pub struct LeaderConfig {
     pub broker_timeout: Duration,
     /// A group member that neither polls nor commits for this long is removed.
     pub session_timeout: Duration,
+    /// When metadata changes (including group positions) are fsynced. Every change
+    /// is written before the request is answered, so it survives a crash of the
+    /// leader process whatever the policy; the policy bounds what a power loss takes.
+    pub fsync: FsyncPolicy,
 }
 
 impl Default for LeaderConfig {
@@ -69,6 +74,7 @@ impl Default for LeaderConfig {
             default_partitions: 3,
             broker_timeout: Duration::from_secs(3),
             session_timeout: Duration::from_secs(10),
+            fsync: FsyncPolicy::EveryMs(1000),
         }
     }
 }
@@ -158,6 +164,8 @@ struct Inner {
     /// Serialises snapshot writes (an async lock: it is held across the write).
     persist_lock: async_std::sync::Mutex<()>,
     durable_changes: AtomicU64,
+    /// A snapshot was written without fsync since the last sync.
+    unsynced: std::sync::atomic::AtomicBool,
 }
 
 /// The leader service. Cheap to clone: clones share one state.
@@ -203,6 +211,7 @@ impl Leader {
                 link,
                 persist_lock: async_std::sync::Mutex::new(()),
                 durable_changes: AtomicU64::new(0),
+                unsynced: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -255,9 +264,24 @@ impl Leader {
             (state.changes, bytes)
         };
         let store = self.inner.store.clone();
-        async_std::task::spawn_blocking(move || store.write(&bytes)).await?;
+        let fsync = self.inner.config.fsync == FsyncPolicy::Always;
+        async_std::task::spawn_blocking(move || store.write(&bytes, fsync)).await?;
+        if !fsync {
+            self.inner.unsynced.store(true, Ordering::Release);
+        }
         self.inner.durable_changes.store(changes, Ordering::Release);
         Ok(())
+    }
+
+    /// fsyncs the snapshot if it was written without (the `every-ms` timer, and
+    /// shutdown).
+    pub async fn sync_to_disk(&self) -> Result<(), Error> {
+        if !self.inner.unsynced.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let _writer = self.inner.persist_lock.lock().await;
+        let store = self.inner.store.clone();
+        async_std::task::spawn_blocking(move || store.sync()).await
     }
 
     /// Brokers and topics.

@@ -44,16 +44,38 @@ impl MetadataStore {
         }
     }
 
-    /// Replaces the snapshot with `bytes` (serialised [`Metadata`]), durably. Blocking:
-    /// call it from a blocking task.
-    pub fn write(&self, bytes: &[u8]) -> Result<(), Error> {
+    /// Replaces the snapshot with `bytes` (serialised [`Metadata`]). The new snapshot
+    /// survives a crash of this process once this returns (it is in the kernel);
+    /// with `fsync` it also survives a power loss. Blocking: call it from a blocking
+    /// task.
+    pub fn write(&self, bytes: &[u8], fsync: bool) -> Result<(), Error> {
         let tmp = self.dir.join(TMP_NAME);
         let path = self.dir.join(FILE_NAME);
         let mut file = fs::File::create(&tmp).map_err(|e| io_error("create", &tmp, e))?;
         file.write_all(bytes)
             .map_err(|e| io_error("write", &tmp, e))?;
-        file.sync_all().map_err(|e| io_error("fsync", &tmp, e))?;
+        if fsync {
+            file.sync_all().map_err(|e| io_error("fsync", &tmp, e))?;
+        }
         fs::rename(&tmp, &path).map_err(|e| io_error("rename", &path, e))?;
+        if fsync {
+            self.sync_dir()?;
+        }
+        Ok(())
+    }
+
+    /// fsyncs the current snapshot and its directory entry (the `every-ms` timer).
+    pub fn sync(&self) -> Result<(), Error> {
+        let path = self.dir.join(FILE_NAME);
+        match fs::File::open(&path) {
+            Ok(file) => file.sync_all().map_err(|e| io_error("fsync", &path, e))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_error("open", &path, e)),
+        }
+        self.sync_dir()
+    }
+
+    fn sync_dir(&self) -> Result<(), Error> {
         let dir = fs::File::open(&self.dir).map_err(|e| io_error("open", &self.dir, e))?;
         dir.sync_all().map_err(|e| io_error("fsync", &self.dir, e))
     }
@@ -78,11 +100,16 @@ mod tests {
         let mut meta = Metadata::default();
         let b = meta.register_broker(None, ServerId::from("127.0.0.1:1"));
         meta.create_topic(&Topic::from("t"), 2, &[b]).unwrap();
-        store.write(&serde_json::to_vec(&meta).unwrap()).unwrap();
+        store
+            .write(&serde_json::to_vec(&meta).unwrap(), true)
+            .unwrap();
         assert_eq!(store.load().unwrap(), meta);
         meta.remove_topic(&Topic::from("t")).unwrap();
-        store.write(&serde_json::to_vec(&meta).unwrap()).unwrap();
+        store
+            .write(&serde_json::to_vec(&meta).unwrap(), false)
+            .unwrap();
         assert_eq!(store.load().unwrap(), meta);
+        store.sync().unwrap();
     }
 
     #[test]

@@ -79,6 +79,25 @@ def assert_exactly_once(received: Iterable[bytes], expected: Iterable[bytes]) ->
     assert not unexpected, f"received but not expected: {unexpected[:20]}"
 
 
+#: What an undeliverable record raises: UnavailableError at send_message (a producer
+#: that waits for each acknowledgement), or DeliveryFailedError at flush (a batching
+#: producer reports failed deliveries there).
+DELIVERY_FAILED = (logbrook.UnavailableError,) + tuple(
+    [logbrook.DeliveryFailedError] if hasattr(logbrook, "DeliveryFailedError") else []
+)
+
+
+def send_acked(producer: logbrook.Producer, topic: str, value, key=None) -> bool:
+    """Sends one record and waits for its acknowledgement: True once the broker
+    stored it, False if it could not be delivered."""
+    try:
+        producer.send_message(topic, value, key=key)
+        producer.flush()
+    except DELIVERY_FAILED:
+        return False
+    return True
+
+
 def wait_until(condition, timeout: float = WAIT, what: str = "condition") -> None:
     """Waits for ``condition()`` to be true, checking every few milliseconds."""
     deadline = time.monotonic() + timeout

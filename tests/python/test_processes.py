@@ -19,6 +19,7 @@ from _support import (
     collect,
     key_for_partition,
     logbrook_command,
+    send_acked,
     values,
 )
 
@@ -97,11 +98,8 @@ def test_separate_processes_keep_acknowledged_records_across_kill_9(
                 for p, key in enumerate(keys):
                     value = f"{label}-{p}-{i}".encode()
                     attempted.append(value)
-                    try:
-                        producer.send_message("events", value, key=key)
-                    except logbrook.UnavailableError:
-                        continue
-                    acked.append(value)
+                    if send_acked(producer, "events", value, key):
+                        acked.append(value)
 
         send_round("before")
         assert len(acked) == 40

