@@ -42,14 +42,12 @@ async fn main() {
     }
     println!("fetch  {:?}", t.elapsed() / n);
     let t = Instant::now();
-    for i in 0..n {
+    for _ in 0..n {
         p.send("t".into(), None, "x".into()).await.unwrap();
-        let _ = i;
     }
     println!("send   {:?}", t.elapsed() / n);
     let t = Instant::now();
-    let mut pos = 0;
-    for _ in 0..n {
+    for pos in 0..u64::from(n) {
         let st = leader.sync(&"g".into(), &"m".into()).await.unwrap();
         let r = leader
             .commit(
@@ -66,7 +64,6 @@ async fn main() {
             .await
             .unwrap();
         assert!(r.accepted[0]);
-        pos += 1;
     }
     println!("sync+commit {:?}", t.elapsed() / n);
 }
