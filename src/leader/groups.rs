@@ -152,6 +152,17 @@ impl Group {
             .or_insert(offset);
     }
 
+    /// Moves a position forward to `offset` (never backwards), creating it if absent.
+    pub fn advance_position(&mut self, topic: &Topic, partition: u32, offset: u64) {
+        let position = self
+            .positions
+            .entry(topic.clone())
+            .or_default()
+            .entry(partition)
+            .or_insert(offset);
+        *position = (*position).max(offset);
+    }
+
     /// Forgets every position in `topic` (the topic was removed).
     pub fn forget_topic(&mut self, topic: &Topic) {
         self.positions.remove(topic);

@@ -247,6 +247,21 @@ impl Metadata {
         }
     }
 
+    /// Applies a journaled position move: the group's position becomes at least the
+    /// journaled one, if the topic is still the same incarnation.
+    pub fn apply_position(&mut self, record: &super::store::PositionRecord) {
+        let same_topic = self
+            .topics
+            .get(&record.topic)
+            .is_some_and(|t| t.topic_id == record.topic_id);
+        let Some(group) = self.groups.get_mut(&record.group) else {
+            return;
+        };
+        if same_topic {
+            group.advance_position(&record.topic, record.partition, record.offset);
+        }
+    }
+
     /// Recomputes every group's derived assignment (after loading from disk).
     pub fn refresh_group_assignments(&mut self) {
         let counts = self.partition_counts();

@@ -31,7 +31,7 @@ use crate::protocol::control::{
 
 use self::groups::Group;
 use self::metadata::Metadata;
-use self::store::MetadataStore;
+use self::store::{MetadataStore, PositionRecord};
 
 /// How the leader talks to brokers.
 #[async_trait]
@@ -258,19 +258,40 @@ impl Leader {
         if self.inner.durable_changes.load(Ordering::Acquire) >= target {
             return Ok(()); // a write that started after our change already covered it
         }
-        let (changes, bytes) = {
-            let state = self.lock();
-            let bytes = serde_json::to_vec(&state.meta).map_err(Error::storage)?;
-            (state.changes, bytes)
-        };
-        let store = self.inner.store.clone();
         let fsync = self.inner.config.fsync == FsyncPolicy::Always;
-        async_std::task::spawn_blocking(move || store.write(&bytes, fsync)).await?;
+        let leader = self.clone();
+        let changes = async_std::task::spawn_blocking(move || {
+            leader.inner.store.write_snapshot(
+                || {
+                    let state = leader.lock();
+                    let bytes = serde_json::to_vec(&state.meta).map_err(Error::storage)?;
+                    Ok((state.changes, bytes))
+                },
+                fsync,
+            )
+        })
+        .await?;
         if !fsync {
             self.inner.unsynced.store(true, Ordering::Release);
         }
         self.inner.durable_changes.store(changes, Ordering::Release);
         Ok(())
+    }
+
+    /// Journals accepted position moves before the commit is answered.
+    async fn journal(&self, records: Vec<PositionRecord>) -> Result<(), Error> {
+        if self.inner.config.fsync == FsyncPolicy::Always {
+            let leader = self.clone();
+            async_std::task::spawn_blocking(move || {
+                leader.inner.store.append_positions(&records, true)
+            })
+            .await
+        } else {
+            // One small write to the page cache: cheaper than a trip to a thread.
+            self.inner.store.append_positions(&records, false)?;
+            self.inner.unsynced.store(true, Ordering::Release);
+            Ok(())
+        }
     }
 
     /// fsyncs the snapshot if it was written without (the `every-ms` timer, and
@@ -280,8 +301,8 @@ impl Leader {
             return Ok(());
         }
         let _writer = self.inner.persist_lock.lock().await;
-        let store = self.inner.store.clone();
-        async_std::task::spawn_blocking(move || store.sync()).await
+        let leader = self.clone();
+        async_std::task::spawn_blocking(move || leader.inner.store.sync()).await
     }
 
     /// Brokers and topics.
@@ -554,19 +575,30 @@ impl Leader {
         moves: &[OffsetMove],
     ) -> Result<CommitResponse, Error> {
         group.validate()?;
-        let outcome = {
+        let (outcome, records) = {
             let mut state = self.lock();
             let outcome = state
                 .group_mut(group, member)?
                 .commit(member, generation, moves);
             state.touch_member(group, member);
-            if outcome.accepted.iter().any(|a| *a) {
-                state.changes += 1;
-            }
-            outcome
+            let records: Vec<PositionRecord> = moves
+                .iter()
+                .zip(&outcome.accepted)
+                .filter(|(_, accepted)| **accepted)
+                .filter_map(|(mv, _)| {
+                    Some(PositionRecord {
+                        group: group.clone(),
+                        topic: mv.topic.clone(),
+                        topic_id: state.meta.topics.get(&mv.topic)?.topic_id,
+                        partition: mv.partition,
+                        offset: mv.to,
+                    })
+                })
+                .collect();
+            (outcome, records)
         };
-        if outcome.accepted.iter().any(|a| *a) {
-            self.persist().await?;
+        if !records.is_empty() {
+            self.journal(records).await?;
         }
         Ok(CommitResponse {
             generation: outcome.generation,
