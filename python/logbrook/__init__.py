@@ -14,6 +14,7 @@ from typing import Any, List, Optional
 
 from . import _native
 from ._errors import (
+    DeliveryFailedError,
     InvalidNameError,
     InvalidRequestError,
     LogbrookError,
@@ -75,6 +76,7 @@ def main(argv: Optional[List[str]] = None) -> None:
 __all__ = [
     "Cluster",
     "Consumer",
+    "DeliveryFailedError",
     "InvalidNameError",
     "InvalidRequestError",
     "LogbrookError",

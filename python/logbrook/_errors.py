@@ -98,6 +98,12 @@ class TooLargeError(LogbrookError, ValueError):
     kind = "too_large"
 
 
+class DeliveryFailedError(LogbrookError):
+    """Records queued by send_message could not be delivered (raised by flush)."""
+
+    kind = "delivery_failed"
+
+
 class StorageError(LogbrookError):
     """A server could not read or write its disk."""
 
@@ -126,6 +132,7 @@ ERRORS_BY_KIND: Dict[str, type] = {
         UnknownBrokerError,
         InvalidRequestError,
         TooLargeError,
+        DeliveryFailedError,
         StorageError,
         ProtocolError,
     )
