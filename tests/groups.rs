@@ -267,3 +267,26 @@ async fn a_silent_member_times_out_and_rejoins_when_it_polls_again() {
     expected.extend(after);
     assert_exactly_once(&delivered, &expected);
 }
+
+#[async_std::test]
+async fn records_given_back_with_rewind_reach_the_group_again_once() {
+    let cluster = start(fast_config(1, 1)).await;
+    let mut producer = producer(&cluster).await;
+    producer.add_topic("t".into()).await.unwrap();
+    let mut a = member(&cluster, "a", "g", &["t"]).await;
+    let sent = send_n(&mut producer, "t", "r", 10).await;
+    let took = poll_exactly(&mut a, 10, T).await;
+    // The application handled the first 3 and gives the other 7 back (closing).
+    let given_back = a.rewind(&took[3..]).await.unwrap();
+    assert_eq!(given_back, 7);
+    a.leave_consumer_group().await.unwrap();
+    let mut b = member(&cluster, "b", "g", &["t"]).await;
+    let again = poll_exactly(&mut b, 7, T).await;
+    assert_eq!(values(&again), sent[3..].to_vec());
+    assert!(poll_quiet(&mut b, 2).await.is_empty(), "nothing twice");
+    // A member that left cannot rewind anything.
+    assert!(matches!(
+        a.rewind(&again).await,
+        Err(Error::NotInGroup { .. })
+    ));
+}

@@ -61,6 +61,12 @@ impl Report {
 
     /// The report as one JSON object (for scripts that collect results).
     pub fn to_json(&self) -> serde_json::Value {
+        let curve: Vec<[f64; 2]> = [
+            50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99, 100.0,
+        ]
+        .iter()
+        .map(|p| [*p, self.latency_percentile_us(*p) as f64])
+        .collect();
         serde_json::json!({
             "benchmark": self.name,
             "records": self.records,
@@ -69,6 +75,7 @@ impl Report {
             "records_per_sec": self.records_per_sec(),
             "mb_per_sec": self.mb_per_sec(),
             "latency_us": {
+                "curve": curve,
                 "p50": self.latency_percentile_us(50.0),
                 "p99": self.latency_percentile_us(99.0),
                 "p99.9": self.latency_percentile_us(99.9),

@@ -2,7 +2,7 @@
 //! with the leader (learning any rebalance), fetches from the brokers, moves the
 //! group's positions with a compare-and-set, and only then hands the records out.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
@@ -48,6 +48,8 @@ pub struct Consumer {
     config: ConsumerConfig,
     group: Option<ConsumerGroupId>,
     subscriptions: BTreeSet<Topic>,
+    /// The generation of the last assignment seen (for rewinds).
+    generation: Option<u64>,
 }
 
 impl Consumer {
@@ -74,6 +76,7 @@ impl Consumer {
             config,
             group: None,
             subscriptions: BTreeSet::new(),
+            generation: None,
         })
     }
 
@@ -178,14 +181,17 @@ impl Consumer {
         max_records: usize,
         timeout: Duration,
     ) -> Result<Vec<Message>, Error> {
-        let deadline = Instant::now() + timeout;
+        // A timeout past what the clock can represent means "wait for ever".
+        let deadline = Instant::now().checked_add(timeout);
         loop {
             // Bounded waits: a rebalance is learned at the next round's sync.
-            let wait = deadline
-                .saturating_duration_since(Instant::now())
-                .min(LONG_POLL_ROUND);
-            let messages = self.poll_once(max_records, wait).await?;
-            if !messages.is_empty() || Instant::now() >= deadline {
+            let left = deadline.map_or(LONG_POLL_ROUND, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+            let messages = self
+                .poll_once(max_records, left.min(LONG_POLL_ROUND))
+                .await?;
+            if !messages.is_empty() || deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(messages);
             }
         }
@@ -205,6 +211,7 @@ impl Consumer {
                 async move { leader.sync(&g, &id).await }
             })
             .await?;
+        self.generation = Some(state.generation);
         if state.assignment.is_empty() {
             // Nothing to fetch from: pause a little so a waiting caller does not spin.
             async_std::task::sleep(max_wait.min(IDLE_MEMBER_PAUSE)).await;
@@ -265,6 +272,50 @@ impl Consumer {
         let mut flags = keep.into_iter();
         messages.retain(|_| flags.next().unwrap_or(false));
         Ok(messages)
+    }
+
+    /// Gives records back to the group: `undelivered` must be the last records the
+    /// latest poll returned, which the application has not processed (a consumer
+    /// closing with records buffered). Their partitions' positions move back to the
+    /// first of them, so the group delivers them again, to this member or another.
+    /// A rewind after a rebalance is refused (the records may be someone else's by
+    /// now); returns how many records were given back.
+    pub async fn rewind(&mut self, undelivered: &[Message]) -> Result<usize, Error> {
+        let group = self.require_group()?;
+        let (Some(generation), false) = (self.generation, undelivered.is_empty()) else {
+            return Ok(0);
+        };
+        let mut spans: BTreeMap<(Topic, u32), (u64, u64, usize)> = BTreeMap::new();
+        for m in undelivered {
+            let span = spans
+                .entry((m.topic.clone(), m.partition))
+                .or_insert((m.offset, m.offset, 0));
+            span.0 = span.0.min(m.offset);
+            span.1 = span.1.max(m.offset);
+            span.2 += 1;
+        }
+        let (counts, moves): (Vec<usize>, Vec<OffsetMove>) = spans
+            .into_iter()
+            .map(|((topic, partition), (first, last, count))| {
+                let mv = OffsetMove {
+                    topic,
+                    partition,
+                    from: last + 1,
+                    to: first,
+                };
+                (count, mv)
+            })
+            .unzip();
+        let response = self
+            .leader
+            .commit(&group, &self.id, generation, moves)
+            .await?;
+        Ok(counts
+            .iter()
+            .zip(&response.accepted)
+            .filter(|(_, ok)| **ok)
+            .map(|(n, _)| *n)
+            .sum())
     }
 
     fn spawn_fetch(

@@ -47,8 +47,20 @@ impl HttpClient {
         HttpClient { client, timeout }
     }
 
-    fn url(addr: &ServerId, path: &str) -> String {
-        format!("http://{addr}{path}")
+    /// A request to `path` on `addr`. surf panics on a URL it cannot parse (a bad
+    /// port, say), so addresses are parsed here and refused with a typed error.
+    fn request(
+        method: surf::http::Method,
+        addr: &ServerId,
+        path: &str,
+    ) -> Result<surf::RequestBuilder, Error> {
+        let url =
+            surf::Url::parse(&format!("http://{addr}{path}")).map_err(|e| Error::InvalidName {
+                what: "server address".into(),
+                name: addr.to_string(),
+                reason: format!("not a host:port address ({e})"),
+            })?;
+        Ok(surf::RequestBuilder::new(method, url))
     }
 
     async fn send(
@@ -104,7 +116,7 @@ impl HttpClient {
         addr: &ServerId,
         path: &str,
     ) -> Result<T, Error> {
-        self.json(addr, self.client.get(Self::url(addr, path)))
+        self.json(addr, Self::request(surf::http::Method::Get, addr, path)?)
             .await
     }
 
@@ -115,7 +127,7 @@ impl HttpClient {
         path: &str,
         body: &B,
     ) -> Result<T, Error> {
-        let req = Self::json_request(self.client.post(Self::url(addr, path)), body)?;
+        let req = Self::json_request(Self::request(surf::http::Method::Post, addr, path)?, body)?;
         self.json(addr, req).await
     }
 
@@ -125,7 +137,7 @@ impl HttpClient {
         addr: &ServerId,
         path: &str,
     ) -> Result<T, Error> {
-        self.json(addr, self.client.delete(Self::url(addr, path)))
+        self.json(addr, Self::request(surf::http::Method::Delete, addr, path)?)
             .await
     }
 
@@ -136,9 +148,7 @@ impl HttpClient {
         path: &str,
         body: Vec<u8>,
     ) -> Result<T, Error> {
-        let req = self
-            .client
-            .post(Self::url(addr, path))
+        let req = Self::request(surf::http::Method::Post, addr, path)?
             .body(body)
             .content_type(surf::http::mime::BYTE_STREAM);
         self.json(addr, req).await
@@ -154,9 +164,7 @@ impl HttpClient {
     ) -> Result<T, Error> {
         let len = body.len();
         let reader = async_std::io::Cursor::new(SharedBytes(body));
-        let req = self
-            .client
-            .post(Self::url(addr, path))
+        let req = Self::request(surf::http::Method::Post, addr, path)?
             .body(surf::Body::from_reader(reader, Some(len)))
             .content_type(surf::http::mime::BYTE_STREAM);
         self.json(addr, req).await
@@ -165,7 +173,7 @@ impl HttpClient {
     /// `GET path`, binary answer.
     pub async fn get_bytes(&self, addr: &ServerId, path: &str) -> Result<BytesResponse, Error> {
         let mut res = self
-            .send(addr, self.client.get(Self::url(addr, path)))
+            .send(addr, Self::request(surf::http::Method::Get, addr, path)?)
             .await?;
         let end_offset = res
             .header(END_OFFSET_HEADER)

@@ -169,8 +169,11 @@ impl Group {
     }
 
     /// Moves positions with compare-and-set. A move is accepted only if the member's
-    /// generation is current, the member owns the partition in it, the group's
-    /// position equals `from`, and `to` is ahead of `from`.
+    /// generation is current, the member owns the partition in it, and the group's
+    /// position equals `from`. A move backwards (`to < from`) is a rewind: the owner
+    /// gives back records it took but did not hand out (a consumer closing with
+    /// records buffered); under these three conditions nobody else can have
+    /// delivered anything past `to`, so no record is delivered twice.
     pub fn commit(
         &mut self,
         member: &ServerId,
@@ -187,7 +190,7 @@ impl Group {
                     .any(|tp| tp.topic == mv.topic && tp.partition == mv.partition);
                 let ok = current
                     && owned
-                    && mv.to > mv.from
+                    && mv.to != mv.from
                     && self.position(&mv.topic, mv.partition) == Some(mv.from);
                 if ok {
                     if let Some(pos) = self
@@ -275,14 +278,18 @@ mod tests {
     }
 
     #[test]
-    fn backwards_or_empty_moves_are_refused() {
-        let mut g = group_with(&["a"]);
-        let a = ServerId::from("a");
-        assert_eq!(
-            g.commit(&a, g.generation, &[mv(0, 10, 10), mv(1, 10, 5)])
-                .accepted,
-            vec![false, false]
-        );
+    fn empty_moves_are_refused_and_the_owner_may_rewind() {
+        let mut g = group_with(&["a", "b"]);
+        let (a, b) = (ServerId::from("a"), ServerId::from("b"));
+        let gen = g.generation;
+        let p = g.assignment_of(&a)[0].partition;
+        assert_eq!(g.commit(&a, gen, &[mv(p, 10, 10)]).accepted, vec![false]);
+        assert_eq!(g.commit(&a, gen, &[mv(p, 10, 20)]).accepted, vec![true]);
+        // Another member cannot rewind it, nor can a stale `from`.
+        assert_eq!(g.commit(&b, gen, &[mv(p, 20, 12)]).accepted, vec![false]);
+        assert_eq!(g.commit(&a, gen, &[mv(p, 19, 12)]).accepted, vec![false]);
+        assert_eq!(g.commit(&a, gen, &[mv(p, 20, 12)]).accepted, vec![true]);
+        assert_eq!(g.position(&Topic::from("t"), p), Some(12));
     }
 
     #[test]

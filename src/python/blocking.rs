@@ -67,11 +67,14 @@ pub fn to_py_err(py: Python<'_>, err: Error) -> PyErr {
 /// Converts a number of seconds from Python into a duration, refusing negative,
 /// infinite and NaN values with a `ValueError`.
 pub fn seconds(value: f64, what: &str) -> PyResult<Duration> {
-    if value.is_finite() && value >= 0.0 {
-        Ok(Duration::from_secs_f64(value))
-    } else {
-        Err(pyo3::exceptions::PyValueError::new_err(format!(
+    if value.is_nan() || value < 0.0 {
+        return Err(pyo3::exceptions::PyValueError::new_err(format!(
             "{what} must be a non-negative number of seconds, got {value}"
-        )))
+        )));
     }
+    Duration::try_from_secs_f64(value).map_err(|_| {
+        pyo3::exceptions::PyOverflowError::new_err(format!(
+            "{what} of {value} seconds is too large"
+        ))
+    })
 }

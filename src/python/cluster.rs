@@ -76,12 +76,15 @@ impl Cluster {
         })
     }
 
-    /// The data dir.
+    /// The data dir, as a string.
     #[getter]
-    fn data_dir(&self, py: Python<'_>) -> PyResult<PathBuf> {
+    fn data_dir(&self, py: Python<'_>) -> PyResult<String> {
         let inner = self.inner.clone();
         wait(py, async move {
-            with_cluster(&inner, async |c| Ok(c.data_dir().to_path_buf())).await
+            with_cluster(&inner, async |c| {
+                Ok(c.data_dir().to_string_lossy().into_owned())
+            })
+            .await
         })
     }
 

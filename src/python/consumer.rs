@@ -25,17 +25,37 @@ const ITERATION_BATCH: usize = 500;
 pub struct Consumer {
     inner: Arc<Mutex<Option<crate::client::Consumer>>>,
     closed: Arc<AtomicBool>,
-    /// Records delivered to this consumer by an iteration step, handed out one by one.
-    pending: std::sync::Mutex<VecDeque<Message>>,
+    /// Records an iteration step took, handed out one by one; given back to the
+    /// group (rewound) if the consumer closes or leaves before handing them out.
+    pending: std::sync::Mutex<VecDeque<crate::client::Message>>,
 }
 
 impl Consumer {
+    fn pending(&self) -> std::sync::MutexGuard<'_, VecDeque<crate::client::Message>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Gives the records an iteration took but did not hand out back to the group.
+    fn rewind_pending(&self, py: Python<'_>) -> PyResult<()> {
+        let pending: Vec<crate::client::Message> = self.pending().drain(..).collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let inner = self.inner.clone();
+        wait(py, async move {
+            with_open(&inner, "consumer", async |c| {
+                c.rewind(&pending).await.map(drop)
+            })
+            .await
+        })
+    }
+
     fn poll_blocking(
         &self,
         py: Python<'_>,
         max_records: usize,
         timeout: Option<Duration>,
-    ) -> PyResult<Vec<Message>> {
+    ) -> PyResult<Vec<crate::client::Message>> {
         let inner = self.inner.clone();
         let messages = wait(py, async move {
             with_open(&inner, "consumer", async |c| match timeout {
@@ -44,7 +64,7 @@ impl Consumer {
             })
             .await
         })?;
-        Ok(messages.into_iter().map(Message::from).collect())
+        Ok(messages)
     }
 }
 
@@ -79,6 +99,7 @@ impl Consumer {
 
     /// Leaves the group; subscriptions are kept for the next join.
     fn leave_consumer_group(&self, py: Python<'_>) -> PyResult<()> {
+        self.rewind_pending(py)?;
         let inner = self.inner.clone();
         wait(py, async move {
             with_open(&inner, "consumer", async |c| c.leave_consumer_group().await).await
@@ -117,21 +138,29 @@ impl Consumer {
             Some(n) => n,
             None => crate::client::ConsumerConfig::default().max_poll_records,
         };
-        let mut out: Vec<Message> = {
-            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        // Records an iteration already took come first, without fetching more.
+        let buffered: Vec<crate::client::Message> = {
+            let mut pending = self.pending();
             let take = pending.len().min(max_records);
             pending.drain(..take).collect()
         };
-        if out.len() < max_records {
-            let wait_for = if out.is_empty() { timeout } else { None };
-            out.extend(self.poll_blocking(py, max_records - out.len(), wait_for)?);
-        }
-        Ok(out)
+        let records = if buffered.is_empty() {
+            self.poll_blocking(py, max_records, timeout)?
+        } else {
+            buffered
+        };
+        Ok(records.into_iter().map(Message::from).collect())
     }
 
     /// Leaves the group and releases the consumer; an iteration in progress ends.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         self.closed.store(true, Ordering::Release);
+        // Best effort: a consumer that cannot reach the leader still closes.
+        if let Err(err) = self.rewind_pending(py) {
+            if err.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py) {
+                return Err(err);
+            }
+        }
         let inner = self.inner.clone();
         wait(py, async move {
             let mut guard = inner.lock().await;
@@ -151,13 +180,8 @@ impl Consumer {
     /// Blocks until a record arrives; stops when the consumer is closed.
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<Message>> {
         loop {
-            if let Some(m) = self
-                .pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .pop_front()
-            {
-                return Ok(Some(m));
+            if let Some(m) = self.pending().pop_front() {
+                return Ok(Some(Message::from(m)));
             }
             if self.closed.load(Ordering::Acquire) {
                 return Ok(None);
@@ -167,10 +191,7 @@ impl Consumer {
                 Err(_) if self.closed.load(Ordering::Acquire) => return Ok(None),
                 Err(err) => return Err(err),
             };
-            self.pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .extend(batch);
+            self.pending().extend(batch);
         }
     }
 

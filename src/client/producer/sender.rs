@@ -46,7 +46,8 @@ async fn send_batch(shared: Arc<Shared>, batch: ReadyBatch) {
 /// Sends one batch; refreshes metadata and retries while the broker says it does not
 /// host the partition (nothing was written then), within the delivery timeout.
 async fn deliver(shared: &Shared, batch: &ReadyBatch) -> Result<u64, Error> {
-    let deadline = Instant::now() + shared.config.delivery_timeout;
+    // `None`: a timeout too large for the clock, i.e. no deadline.
+    let deadline = Instant::now().checked_add(shared.config.delivery_timeout);
     let mut backoff = Duration::from_millis(5);
     loop {
         let broker = shared.broker_for(&batch.topic, batch.partition).await?;
@@ -56,7 +57,7 @@ async fn deliver(shared: &Shared, batch: &ReadyBatch) -> Result<u64, Error> {
             .await;
         match sent {
             Ok(ack) => return Ok(ack.base_offset),
-            Err(Error::NotPartitionOwner { .. }) if Instant::now() < deadline => {
+            Err(Error::NotPartitionOwner { .. }) if deadline.is_none_or(|d| Instant::now() < d) => {
                 shared.forget_metadata(&batch.topic);
                 task::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_millis(200));
