@@ -5,9 +5,12 @@
 //! `..`): nothing named by a client can escape a data dir. The types convert from
 //! `&str` without checking (the seed's API is `From<&str>`); every entry point calls
 //! [`Topic::validate`] (or the group/server equivalent) before using one, and names
-//! arriving over the wire are validated while they are deserialised.
+//! arriving over the wire are validated while they are deserialised. Names are
+//! shared (`Arc<str>`): every consumed record carries its topic, and a clone is a
+//! reference count, not an allocation.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -49,7 +52,7 @@ macro_rules! name_type {
     ($(#[$doc:meta])* $name:ident, $what:literal, $check:path) => {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name(String);
+        pub struct $name(Arc<str>);
 
         impl Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -68,7 +71,7 @@ macro_rules! name_type {
         impl $name {
             /// Makes a checked name.
             pub fn new(name: impl Into<String>) -> Result<Self, Error> {
-                let name = Self(name.into());
+                let name = Self(Arc::from(name.into()));
                 name.validate()?;
                 Ok(name)
             }
@@ -86,19 +89,19 @@ macro_rules! name_type {
 
         impl From<&str> for $name {
             fn from(name: &str) -> Self {
-                Self(name.to_string())
+                Self(Arc::from(name))
             }
         }
 
         impl From<String> for $name {
             fn from(name: String) -> Self {
-                Self(name)
+                Self(Arc::from(name))
             }
         }
 
         impl From<&String> for $name {
             fn from(name: &String) -> Self {
-                Self(name.clone())
+                Self(Arc::from(name.as_str()))
             }
         }
 
@@ -111,7 +114,7 @@ macro_rules! name_type {
 
         impl From<$name> for String {
             fn from(name: $name) -> String {
-                name.0
+                name.0.to_string()
             }
         }
 

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use crate::client::producer::BatchResult;
 use crate::client::{BatchConfig, Consumer, Producer, ProducerConfig};
 use crate::error::Error;
-use crate::names::{ServerId, Topic, Value};
+use crate::names::{ServerId, Topic};
 
 pub use report::{Progress, Report};
 
@@ -108,29 +108,33 @@ pub async fn produce(config: &BenchConfig) -> Result<Report, Error> {
     Ok(report)
 }
 
-/// Runs the consume benchmark.
-pub async fn consume(config: &BenchConfig) -> Result<Report, Error> {
-    let mut producer = Producer::new(config.leader.clone()).await?;
-    let topic = unique_topic("consume");
-    producer
-        .add_topic_with_partitions(topic.clone(), config.partitions)
-        .await?;
-    let mut consumer = Consumer::new(
-        ServerId::from(format!("bench-{}", std::process::id())),
-        config.leader.clone(),
-    )
-    .await?;
+/// A consumer alone in a new group named after `topic`, subscribed to it.
+async fn subscribed_consumer(
+    config: &BenchConfig,
+    topic: &Topic,
+    kind: &str,
+) -> Result<Consumer, Error> {
+    let id = ServerId::from(format!("bench-{kind}-{}", std::process::id()));
+    let mut consumer = Consumer::new(id, config.leader.clone()).await?;
     consumer
         .join_consumer_group(crate::names::ConsumerGroupId::from(topic.as_str()))
         .await?;
     consumer.subscribe(topic.clone()).await?;
-    let value = payload(config.record_size);
-    for _ in 0..config.records {
-        producer
-            .send_message(topic.clone(), Value::from(value.clone()))
-            .await?;
-    }
-    producer.flush().await?;
+    Ok(consumer)
+}
+
+/// Runs the consume benchmark.
+pub async fn consume(config: &BenchConfig) -> Result<Report, Error> {
+    let topic = unique_topic("consume");
+    let producer = producer_for(config, &topic).await?;
+    let mut consumer = subscribed_consumer(config, &topic, "consume").await?;
+    send_all(
+        &producer,
+        &topic,
+        config,
+        &mut Progress::new(Duration::ZERO),
+    )
+    .await?;
     let mut report = Report::new("consume", config.record_size);
     let mut progress = Progress::new(config.progress_every);
     let mut received = 0u64;
@@ -157,16 +161,8 @@ pub async fn consume(config: &BenchConfig) -> Result<Report, Error> {
 /// Runs the end-to-end latency benchmark at `rate` records per second.
 pub async fn end_to_end(config: &BenchConfig, rate: u64) -> Result<Report, Error> {
     let topic = unique_topic("e2e");
-    let mut producer = producer_for(config, &topic).await?;
-    let mut consumer = Consumer::new(
-        ServerId::from(format!("bench-e2e-{}", std::process::id())),
-        config.leader.clone(),
-    )
-    .await?;
-    consumer
-        .join_consumer_group(crate::names::ConsumerGroupId::from(topic.as_str()))
-        .await?;
-    consumer.subscribe(topic.clone()).await?;
+    let producer = producer_for(config, &topic).await?;
+    let mut consumer = subscribed_consumer(config, &topic, "e2e").await?;
     let epoch = Instant::now();
     let records = config.records;
     let record_size = config.record_size;
@@ -182,11 +178,9 @@ pub async fn end_to_end(config: &BenchConfig, rate: u64) -> Result<Report, Error
             }
             let nanos = epoch.elapsed().as_nanos() as u64;
             value[..8].copy_from_slice(&nanos.to_le_bytes());
-            producer
-                .send_message(send_topic.clone(), Value::from(value.clone()))
-                .await?;
+            producer.append(send_topic.as_str(), None, &value).await?;
         }
-        producer.flush().await?;
+        producer.flush_shared().await?;
         Ok::<Producer, Error>(producer)
     });
     let mut report = Report::new("e2e", config.record_size);

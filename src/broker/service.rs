@@ -30,6 +30,18 @@ struct Partition {
     appended: event_listener::Event,
 }
 
+impl Partition {
+    /// Opens (recovering) or creates the partition's log in `dir`.
+    fn open(dir: &Path, config: &LogConfig, topic_id: u64) -> Result<Arc<Partition>, Error> {
+        let log = PartitionLog::open(dir, config.clone()).map_err(log_error)?;
+        Ok(Arc::new(Partition {
+            topic_id,
+            log: Mutex::new(Some(log)),
+            appended: event_listener::Event::new(),
+        }))
+    }
+}
+
 type PartitionKey = (Topic, u32);
 
 /// A broker's partitions. Cheap to clone.
@@ -67,15 +79,7 @@ impl BrokerService {
         fs::create_dir_all(&root).map_err(|e| io_error("create", &root, e))?;
         let mut partitions = HashMap::new();
         for (key, topic_id, dir) in scan_partition_dirs(&root)? {
-            let log = PartitionLog::open(&dir, log_config.clone()).map_err(log_error)?;
-            partitions.insert(
-                key,
-                Arc::new(Partition {
-                    topic_id,
-                    log: Mutex::new(Some(log)),
-                    appended: event_listener::Event::new(),
-                }),
-            );
+            partitions.insert(key, Partition::open(&dir, &log_config, topic_id)?);
         }
         Ok(BrokerService {
             inner: Arc::new(Inner {
@@ -142,14 +146,9 @@ impl BrokerService {
                 continue;
             }
             let dir = partition_dir(&root, &key.0, topic_id, partition);
-            let log = PartitionLog::open(&dir, self.inner.log_config.clone()).map_err(log_error)?;
             partitions.insert(
                 key,
-                Arc::new(Partition {
-                    topic_id,
-                    log: Mutex::new(Some(log)),
-                    appended: event_listener::Event::new(),
-                }),
+                Partition::open(&dir, &self.inner.log_config, topic_id)?,
             );
         }
         // Topic directories left empty by deletions.

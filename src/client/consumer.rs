@@ -16,6 +16,8 @@ use super::message::Message;
 
 /// Longest one long-poll round waits before syncing with the leader again.
 const LONG_POLL_ROUND: Duration = Duration::from_millis(500);
+/// The smallest share of a poll's byte budget one partition gets.
+const MIN_PARTITION_FETCH_BYTES: u64 = 16 << 10;
 /// How long a member without partitions pauses in a waiting poll.
 const IDLE_MEMBER_PAUSE: Duration = Duration::from_millis(50);
 
@@ -28,14 +30,19 @@ pub struct ConsumerConfig {
     pub max_poll_records: usize,
     /// Most bytes fetched from one partition per poll.
     pub max_partition_fetch_bytes: u64,
+    /// Bytes one poll fetches across all its partitions, shared evenly (each share
+    /// between 16 KiB and `max_partition_fetch_bytes`), so many partitions do not
+    /// mean fetching far more than one poll returns.
+    pub max_poll_bytes: u64,
 }
 
 impl Default for ConsumerConfig {
     fn default() -> Self {
         ConsumerConfig {
             request_timeout: Duration::from_secs(10),
-            max_poll_records: 10_000,
-            max_partition_fetch_bytes: 1 << 20,
+            max_poll_records: 50_000,
+            max_partition_fetch_bytes: 4 << 20,
+            max_poll_bytes: 8 << 20,
         }
     }
 }
@@ -50,6 +57,8 @@ pub struct Consumer {
     subscriptions: BTreeSet<Topic>,
     /// The generation of the last assignment seen (for rewinds).
     generation: Option<u64>,
+    /// Rotates the partition a poll starts with, so none starves when polls fill up.
+    next_start: usize,
 }
 
 impl Consumer {
@@ -77,6 +86,7 @@ impl Consumer {
             group: None,
             subscriptions: BTreeSet::new(),
             generation: None,
+            next_start: 0,
         })
     }
 
@@ -217,17 +227,25 @@ impl Consumer {
             async_std::task::sleep(max_wait.min(IDLE_MEMBER_PAUSE)).await;
             return Ok(Vec::new());
         }
-        let mut answers = self.fetch_all(&state.assignment).await;
+        let mut assignment = state.assignment;
+        let start = self.next_start % assignment.len();
+        assignment.rotate_left(start);
+        self.next_start = self.next_start.wrapping_add(1);
+        let share = (self.config.max_poll_bytes / assignment.len() as u64).clamp(
+            MIN_PARTITION_FETCH_BYTES,
+            self.config.max_partition_fetch_bytes.max(1),
+        );
+        let mut answers = self.fetch_all(&assignment, share).await;
         let nothing = answers.iter().all(|a| {
             a.as_ref()
                 .is_none_or(|r| r.as_ref().map_or(true, |r| r.body.is_empty()))
         });
         if nothing && !max_wait.is_zero() {
-            answers = self.fetch_first(&state.assignment, max_wait).await;
+            answers = self.fetch_first(&assignment, share, max_wait).await;
         }
         let mut messages = Vec::new();
         let mut moves = Vec::new();
-        for (assigned, answer) in state.assignment.iter().zip(answers) {
+        for (assigned, answer) in assignment.iter().zip(answers) {
             let room = max_records.saturating_sub(messages.len());
             if room == 0 {
                 break;
@@ -256,7 +274,7 @@ impl Consumer {
             .commit(
                 &group,
                 &self.id,
-                state.generation,
+                self.generation.unwrap_or(0),
                 moves.iter().map(|(_, m)| m.clone()).collect(),
             )
             .await?;
@@ -321,13 +339,10 @@ impl Consumer {
     fn spawn_fetch(
         &self,
         assigned: &AssignedFetch,
+        max_bytes: u64,
         max_wait: Duration,
     ) -> async_std::task::JoinHandle<Result<BytesResponse, Error>> {
-        let (brokers, a, max_bytes) = (
-            self.brokers.clone(),
-            assigned.clone(),
-            self.config.max_partition_fetch_bytes,
-        );
+        let (brokers, a) = (self.brokers.clone(), assigned.clone());
         async_std::task::spawn(async move {
             brokers
                 .fetch(
@@ -347,10 +362,11 @@ impl Consumer {
     async fn fetch_all(
         &self,
         assignment: &[AssignedFetch],
+        max_bytes: u64,
     ) -> Vec<Option<Result<BytesResponse, Error>>> {
         let tasks: Vec<_> = assignment
             .iter()
-            .map(|a| self.spawn_fetch(a, Duration::ZERO))
+            .map(|a| self.spawn_fetch(a, max_bytes, Duration::ZERO))
             .collect();
         let mut answers = Vec::with_capacity(tasks.len());
         for task in tasks {
@@ -364,11 +380,12 @@ impl Consumer {
     async fn fetch_first(
         &self,
         assignment: &[AssignedFetch],
+        max_bytes: u64,
         max_wait: Duration,
     ) -> Vec<Option<Result<BytesResponse, Error>>> {
         let (tx, rx) = async_channel::bounded(assignment.len());
         for (i, a) in assignment.iter().enumerate() {
-            let task = self.spawn_fetch(a, max_wait);
+            let task = self.spawn_fetch(a, max_bytes, max_wait);
             let tx = tx.clone();
             async_std::task::spawn(async move {
                 let _ = tx.send((i, task.await)).await;
