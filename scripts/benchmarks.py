@@ -5,7 +5,7 @@ Every point is the median of RUNS runs of `logbrook bench ... --embedded --json`
 (min and max kept too); results go to docs/bench/results.json and the plots to
 docs/bench/*.png. Needs a release build (`cargo build --release`) and matplotlib.
 
-    python3 scripts/benchmarks.py            # everything (about 10 minutes here)
+    python3 scripts/benchmarks.py            # everything (about 6 minutes here)
     python3 scripts/benchmarks.py --quick    # fewer points and runs, to try it out
 """
 
