@@ -59,6 +59,10 @@ pub struct Consumer {
     generation: Option<u64>,
     /// Rotates the partition a poll starts with, so none starves when polls fill up.
     next_start: usize,
+    /// The assignment as the last commit confirmed it (same generation, every move
+    /// accepted), positions advanced: the next poll fetches with it and skips the
+    /// sync. A stale one can only make a commit fail, never deliver twice.
+    confirmed: Option<MemberState>,
 }
 
 impl Consumer {
@@ -87,6 +91,7 @@ impl Consumer {
             subscriptions: BTreeSet::new(),
             generation: None,
             next_start: 0,
+            confirmed: None,
         })
     }
 
@@ -111,6 +116,7 @@ impl Consumer {
         &mut self,
         consumer_group_id: ConsumerGroupId,
     ) -> Result<(), Error> {
+        self.confirmed = None;
         consumer_group_id.validate()?;
         if self.group.as_ref().is_some_and(|g| g != &consumer_group_id) {
             self.leave_consumer_group().await?;
@@ -128,6 +134,7 @@ impl Consumer {
 
     /// Leaves the group; its partitions go to the other members.
     pub async fn leave_consumer_group(&mut self) -> Result<(), Error> {
+        self.confirmed = None;
         let group = self.require_group()?;
         match self.leader.leave(&group, &self.id).await {
             // Already removed (timed out): leaving is done either way.
@@ -141,6 +148,7 @@ impl Consumer {
 
     /// Subscribes to a topic: the group receives its records produced from now on.
     pub async fn subscribe(&mut self, topic: Topic) -> Result<(), Error> {
+        self.confirmed = None;
         topic.validate()?;
         let group = self.require_group()?;
         self.with_membership(&group, |c| {
@@ -154,6 +162,7 @@ impl Consumer {
 
     /// Stops receiving a topic.
     pub async fn unsubscribe(&mut self, topic: Topic) -> Result<(), Error> {
+        self.confirmed = None;
         topic.validate()?;
         let group = self.require_group()?;
         self.subscriptions.remove(&topic);
@@ -215,18 +224,23 @@ impl Consumer {
         max_wait: Duration,
     ) -> Result<Vec<Message>, Error> {
         let group = self.require_group()?;
-        let state = self
-            .with_membership(&group, |c| {
-                let (leader, g, id) = (c.leader.clone(), group.clone(), c.id.clone());
-                async move { leader.sync(&g, &id).await }
-            })
-            .await?;
+        let state = match self.confirmed.take() {
+            Some(state) => state,
+            None => {
+                self.with_membership(&group, |c| {
+                    let (leader, g, id) = (c.leader.clone(), group.clone(), c.id.clone());
+                    async move { leader.sync(&g, &id).await }
+                })
+                .await?
+            }
+        };
         self.generation = Some(state.generation);
         if state.assignment.is_empty() {
             // Nothing to fetch from: pause a little so a waiting caller does not spin.
             async_std::task::sleep(max_wait.min(IDLE_MEMBER_PAUSE)).await;
             return Ok(Vec::new());
         }
+        let (group_id, generation) = (state.group, state.generation);
         let mut assignment = state.assignment;
         let start = self.next_start % assignment.len();
         assignment.rotate_left(start);
@@ -277,7 +291,33 @@ impl Consumer {
                 self.generation.unwrap_or(0),
                 moves.iter().map(|(_, m)| m.clone()).collect(),
             )
-            .await?;
+            .await;
+        let response = match response {
+            Ok(response) => response,
+            // Removed from the group meanwhile (timed out): nothing moved, so nothing
+            // is delivered; rejoin now (as a sync would) so the group rebalances.
+            Err(Error::UnknownMember { .. }) => {
+                let subscriptions = self.subscriptions.iter().cloned().collect();
+                self.leader.join(&group, &self.id, subscriptions).await?;
+                return Ok(Vec::new());
+            }
+            Err(err) => return Err(err),
+        };
+        if response.generation == generation && response.accepted.iter().all(|a| *a) {
+            for (_, mv) in &moves {
+                if let Some(a) = assignment
+                    .iter_mut()
+                    .find(|a| a.topic == mv.topic && a.partition == mv.partition)
+                {
+                    a.position = mv.to;
+                }
+            }
+            self.confirmed = Some(MemberState {
+                group: group_id,
+                generation,
+                assignment,
+            });
+        }
         // Keep only the records whose position move was accepted: the others may
         // already belong to another member after a rebalance.
         let mut keep = vec![false; messages.len()];
@@ -299,6 +339,7 @@ impl Consumer {
     /// A rewind after a rebalance is refused (the records may be someone else's by
     /// now); returns how many records were given back.
     pub async fn rewind(&mut self, undelivered: &[Message]) -> Result<usize, Error> {
+        self.confirmed = None;
         let group = self.require_group()?;
         let (Some(generation), false) = (self.generation, undelivered.is_empty()) else {
             return Ok(0);
