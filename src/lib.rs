@@ -16,8 +16,9 @@
 //! let mut consumer = Consumer::new("consumer-1".into(), cluster.leader_addr()).await?;
 //! consumer.join_consumer_group("billing".into()).await?;
 //! consumer.subscribe("orders".into()).await?;
-//! producer.send_message("orders".into(), "hello".into()).await?;
-//! for message in consumer.poll().await? {
+//! producer.send_message("orders".into(), "hello".into()).await?; // queued in a batch
+//! producer.flush().await?;                                         // acknowledged
+//! for message in consumer.poll_timeout(std::time::Duration::from_secs(1)).await? {
 //!     println!("{} {} {:?}", message.partition, message.offset, message.value);
 //! }
 //! # Ok::<(), logbrook::Error>(())

@@ -2,7 +2,7 @@
 
 from os import PathLike
 from types import TracebackType
-from typing import Iterator, List, Optional, Type, Union
+from typing import Iterable, Iterator, List, Optional, Type, Union
 
 __version__: str
 
@@ -35,9 +35,15 @@ class Producer:
     def remove_topic(self, topic: str) -> None:
         """Removes a topic and all its records; raises UnknownTopicError."""
     def send_message(self, topic: str, value: _Bytes, key: Optional[_Bytes] = None) -> None:
-        """Sends one record (str is sent as UTF-8). Records with one key go to one partition."""
+        """Queues one record and returns at once (str is sent as UTF-8); records with one
+        key go to one partition, in order. flush() waits for delivery and raises
+        DeliveryFailedError naming how many records could not be delivered; a record
+        too large for a request raises TooLargeError here."""
+    def send_messages(self, topic: str, values: Iterable[_Bytes]) -> int:
+        """Queues every value (without a key) in one call; returns how many."""
     def flush(self) -> None:
-        """Waits until every record sent is acknowledged."""
+        """Waits until every record queued is acknowledged; raises DeliveryFailedError
+        if some could not be delivered."""
     def close(self) -> None:
         """Flushes and releases the producer; later calls raise InvalidRequestError."""
     def __enter__(self) -> "Producer": ...

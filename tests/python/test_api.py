@@ -154,6 +154,20 @@ def test_key_keyword(producer, make_consumer):
     ]
 
 
+def test_send_messages_queues_a_whole_iterable(producer, make_consumer):
+    producer.add_topic("many", partitions=2)
+    consumer = make_consumer("g", ["many"])
+    sent = [f"v{i}".encode() for i in range(500)]
+    assert producer.send_messages("many", iter(sent)) == 500
+    assert producer.send_messages("many", ["text", bytearray(b"ba")]) == 2
+    producer.flush()
+    assert_exactly_once(values(collect(consumer, 502)), sent + [b"text", b"ba"])
+    with pytest.raises(TypeError):
+        producer.send_messages("many", [b"ok", 42])
+    with pytest.raises(logbrook.UnknownTopicError):
+        producer.send_messages("nosuch", [b"x"])
+
+
 def test_poll_without_timeout_returns_promptly(producer, make_consumer):
     producer.add_topic("prompt")
     consumer = make_consumer("g", ["prompt"])
