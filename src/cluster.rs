@@ -34,6 +34,9 @@ pub struct ClusterConfig {
     pub session_timeout: Duration,
     /// Storage settings of every broker.
     pub log: LogConfig,
+    /// A shared secret every request to the cluster must carry (give the same to
+    /// `ProducerConfig` and `ConsumerConfig`), or `None` for an open cluster.
+    pub auth_token: Option<String>,
 }
 
 impl Default for ClusterConfig {
@@ -48,6 +51,7 @@ impl Default for ClusterConfig {
             broker_timeout: Duration::from_secs(3),
             session_timeout: Duration::from_secs(10),
             log: LogConfig::default(),
+            auth_token: None,
         }
     }
 }
@@ -100,6 +104,7 @@ impl Cluster {
             broker_timeout: config.broker_timeout,
             session_timeout: config.session_timeout,
             fsync: config.log.fsync,
+            auth_token: config.auth_token.clone(),
         };
         let leader = start_leader(leader_config.clone(), bind(&config.leader_addr).await?).await?;
         let leader_id = leader.server_id();
@@ -117,6 +122,7 @@ impl Cluster {
                 BrokerConfig::new(leader_id.clone(), data_dir.join(format!("broker-{i}")));
             broker_config.heartbeat = config.heartbeat;
             broker_config.log = config.log.clone();
+            broker_config.auth_token = config.auth_token.clone();
             let started = start_broker(
                 broker_config.clone(),
                 bind(&format!("{}:0", config.broker_host)).await?,

@@ -106,6 +106,13 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// The request lacks the cluster's shared secret (`--auth-token`), or has a wrong
+    /// one. Nothing was changed.
+    #[error("unauthorized: {reason}")]
+    Unauthorized {
+        /// What was missing or wrong.
+        reason: String,
+    },
     /// The request body is larger than the server accepts.
     #[error("request of {size} bytes is over the limit of {limit} bytes")]
     TooLarge {
@@ -148,6 +155,7 @@ impl Error {
             Error::TopicExists { .. } | Error::NotInGroup { .. } => 409,
             Error::NotPartitionOwner { .. } => 421,
             Error::TooLarge { .. } => 413,
+            Error::Unauthorized { .. } => 401,
             Error::OffsetOutOfRange { .. } => 416,
             Error::Unavailable { .. } | Error::NoBrokers { .. } => 503,
             Error::Storage { .. } | Error::Protocol { .. } | Error::DeliveryFailed { .. } => 500,
@@ -170,6 +178,7 @@ impl Error {
             Error::NoBrokers { .. } => "no_brokers",
             Error::InvalidRequest { .. } => "invalid_request",
             Error::TooLarge { .. } => "too_large",
+            Error::Unauthorized { .. } => "unauthorized",
             Error::DeliveryFailed { .. } => "delivery_failed",
             Error::Storage { .. } => "storage",
             Error::Protocol { .. } => "protocol",
@@ -282,6 +291,7 @@ mod tests {
             Error::NoBrokers { reason: s() },
             Error::InvalidRequest { reason: s() },
             Error::TooLarge { size: 10, limit: 5 },
+            Error::Unauthorized { reason: s() },
             Error::Storage { reason: s() },
             Error::Protocol { reason: s() },
             Error::DeliveryFailed {

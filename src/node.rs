@@ -107,7 +107,9 @@ pub async fn start_leader(
 ) -> Result<NodeHandle, Error> {
     let addr = local_addr(&listener)?;
     let lock = lock_data_dir(&config.data_dir)?;
-    let link = Arc::new(BrokerClient::new(HttpClient::new(Duration::from_secs(5))));
+    let http =
+        HttpClient::new(Duration::from_secs(5)).with_auth_token(config.auth_token.as_deref());
+    let link = Arc::new(BrokerClient::new(http));
     let leader = Leader::open(config, ServerId::from(addr.to_string()), link)?;
     let (trigger, signal) = shutdown_pair();
     let server = task::spawn(serve(
@@ -170,6 +172,9 @@ pub struct BrokerConfig {
     pub max_request_bytes: u64,
     /// Largest fetch answer.
     pub max_fetch_bytes: u64,
+    /// The shared secret every request must carry (and that the broker sends the
+    /// leader), or `None` for an open cluster.
+    pub auth_token: Option<String>,
 }
 
 impl BrokerConfig {
@@ -182,6 +187,7 @@ impl BrokerConfig {
             log: LogConfig::default(),
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             max_fetch_bytes: DEFAULT_MAX_FETCH_BYTES,
+            auth_token: None,
         }
     }
 }
@@ -212,6 +218,7 @@ pub async fn start_broker(
         service: service.clone(),
         max_request_bytes: config.max_request_bytes,
         max_fetch_bytes: config.max_fetch_bytes,
+        auth_token: config.auth_token.clone(),
     };
     let server = task::spawn(serve(
         listener,
@@ -219,7 +226,7 @@ pub async fn start_broker(
         signal.clone(),
     ));
     let leader = LeaderClient::new(
-        HttpClient::new(Duration::from_secs(5)),
+        HttpClient::new(Duration::from_secs(5)).with_auth_token(config.auth_token.as_deref()),
         config.leader.clone(),
     );
     let (registered_tx, registered) = async_channel::bounded(1);

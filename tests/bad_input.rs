@@ -54,22 +54,6 @@ async fn host_of_partition_0(cluster: &Cluster, topic: &str) -> ServerId {
         .clone()
 }
 
-fn assert_json_error(res: &RawResponse, status: u16, kind: &str, what: &str) {
-    assert_eq!(
-        res.status,
-        status,
-        "{what}: {:?}",
-        String::from_utf8_lossy(&res.body)
-    );
-    assert_eq!(res.error_kind(), kind, "{what}: {}", res.json());
-    assert!(
-        res.header("content-type")
-            .is_some_and(|ct| ct.starts_with("application/json")),
-        "{what}: content type {:?}",
-        res.header("content-type")
-    );
-}
-
 #[async_std::test]
 async fn malformed_json_bodies_are_400_with_a_json_error() {
     let outer = tempfile::tempdir().unwrap();

@@ -31,6 +31,7 @@ from ._errors import (
     UnknownMemberError,
     UnknownPartitionError,
     UnknownTopicError,
+    UnauthorizedError,
 )
 
 __version__: str = _native.__version__
@@ -49,7 +50,13 @@ class Cluster(_native.Cluster):
     interpreter exits is stopped then.
     """
 
-    def __init__(self, brokers: int = 3, partitions: int = 3, data_dir: Optional[Any] = None) -> None:
+    def __init__(
+        self,
+        brokers: int = 3,
+        partitions: int = 3,
+        data_dir: Optional[Any] = None,
+        auth_token: Optional[str] = None,
+    ) -> None:
         _live_clusters.add(self)
 
     def __repr__(self) -> str:
@@ -95,6 +102,7 @@ __all__ = [
     "UnknownMemberError",
     "UnknownPartitionError",
     "UnknownTopicError",
+    "UnauthorizedError",
     "main",
     "__version__",
 ]

@@ -104,6 +104,12 @@ class DeliveryFailedError(LogbrookError):
     kind = "delivery_failed"
 
 
+class UnauthorizedError(LogbrookError):
+    """The cluster requires an auth token and the request had none, or a wrong one."""
+
+    kind = "unauthorized"
+
+
 class StorageError(LogbrookError):
     """A server could not read or write its disk."""
 
@@ -133,6 +139,7 @@ ERRORS_BY_KIND: Dict[str, type] = {
         InvalidRequestError,
         TooLargeError,
         DeliveryFailedError,
+        UnauthorizedError,
         StorageError,
         ProtocolError,
     )

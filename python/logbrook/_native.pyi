@@ -28,8 +28,9 @@ class Message:
 class Producer:
     """Sends records to a cluster. Safe to share between threads."""
 
-    def __init__(self, broker_leader_addr: str) -> None:
-        """Connects to the leader at ``broker_leader_addr`` ("host:port")."""
+    def __init__(self, broker_leader_addr: str, auth_token: Optional[str] = None) -> None:
+        """Connects to the leader at ``broker_leader_addr`` ("host:port"); ``auth_token``
+        is the cluster's shared secret, if it has one."""
     def add_topic(self, topic: str, partitions: Optional[int] = None) -> None:
         """Creates a topic; raises TopicExistsError or InvalidNameError."""
     def remove_topic(self, topic: str) -> None:
@@ -57,8 +58,9 @@ class Producer:
 class Consumer:
     """Reads records as a member of a consumer group. Safe to share between threads."""
 
-    def __init__(self, addr: str, broker_leader_addr: str) -> None:
-        """Registers consumer ``addr`` (its unique id) with the leader."""
+    def __init__(self, addr: str, broker_leader_addr: str, auth_token: Optional[str] = None) -> None:
+        """Registers consumer ``addr`` (its unique id) with the leader; ``auth_token`` is
+        the cluster's shared secret, if it has one."""
     def join_consumer_group(self, consumer_group_id: str) -> None:
         """Joins a group; needed before subscribe and poll."""
     def leave_consumer_group(self) -> None:
@@ -92,6 +94,7 @@ class Cluster:
         brokers: int = 3,
         partitions: int = 3,
         data_dir: Union[str, "PathLike[str]", None] = None,
+        auth_token: Optional[str] = None,
     ) -> None: ...
     @property
     def leader_addr(self) -> str: ...

@@ -13,7 +13,7 @@ mod report;
 use std::time::{Duration, Instant};
 
 use crate::client::producer::BatchResult;
-use crate::client::{BatchConfig, Consumer, Producer, ProducerConfig};
+use crate::client::{BatchConfig, Consumer, ConsumerConfig, Producer, ProducerConfig};
 use crate::error::Error;
 use crate::names::{ServerId, Topic};
 
@@ -32,6 +32,8 @@ pub struct BenchConfig {
     pub partitions: u32,
     /// The producer's batching.
     pub batch: BatchConfig,
+    /// The cluster's shared secret, if any.
+    pub auth_token: Option<String>,
     /// Print a progress line this often (none when zero).
     pub progress_every: Duration,
 }
@@ -57,6 +59,7 @@ async fn producer_for(config: &BenchConfig, topic: &Topic) -> Result<Producer, E
         config.leader.clone(),
         ProducerConfig {
             batch: config.batch.clone(),
+            auth_token: config.auth_token.clone(),
             ..ProducerConfig::default()
         },
     )
@@ -115,7 +118,11 @@ async fn subscribed_consumer(
     kind: &str,
 ) -> Result<Consumer, Error> {
     let id = ServerId::from(format!("bench-{kind}-{}", std::process::id()));
-    let mut consumer = Consumer::new(id, config.leader.clone()).await?;
+    let consumer_config = ConsumerConfig {
+        auth_token: config.auth_token.clone(),
+        ..ConsumerConfig::default()
+    };
+    let mut consumer = Consumer::with_config(id, config.leader.clone(), consumer_config).await?;
     consumer
         .join_consumer_group(crate::names::ConsumerGroupId::from(topic.as_str()))
         .await?;

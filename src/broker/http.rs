@@ -6,6 +6,7 @@ use std::time::Duration;
 use tide::{Request, Response, StatusCode};
 
 use crate::error::Error;
+use crate::http::auth::RequireToken;
 use crate::http::client::END_OFFSET_HEADER;
 use crate::http::reply::{
     body_bytes, error_response, json_body, name_param, number_param, query_u64, reply, JsonErrors,
@@ -25,12 +26,16 @@ pub struct BrokerState {
     pub max_request_bytes: u64,
     /// Largest fetch answer (a single larger batch is still sent whole).
     pub max_fetch_bytes: u64,
+    /// The shared secret every request must carry, if any.
+    pub auth_token: Option<String>,
 }
 
 /// The tide app serving a broker.
 pub fn app(state: BrokerState) -> tide::Server<BrokerState> {
+    let auth = RequireToken::new(state.auth_token.as_deref());
     let mut app = tide::with_state(state);
     app.with(JsonErrors);
+    app.with(auth);
     app.at("/partitions/:topic/:partition/records")
         .post(produce)
         .get(fetch);

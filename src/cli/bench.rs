@@ -60,6 +60,8 @@ pub struct Common {
     /// ... or this long after its first record (0: at once when the partition is idle)
     #[structopt(long, default_value = "5")]
     linger_ms: u64,
+    #[structopt(flatten)]
+    auth: super::AuthArgs,
     /// Print the result as one JSON object instead of a sentence
     #[structopt(long)]
     json: bool,
@@ -79,6 +81,7 @@ impl Args {
                         fsync: common.fsync,
                         ..LogConfig::default()
                     },
+                    auth_token: common.auth.auth_token.clone(),
                     ..ClusterConfig::default()
                 })
                 .await?,
@@ -99,6 +102,7 @@ impl Args {
                 linger: Duration::from_millis(common.linger_ms),
                 ..BatchConfig::default()
             },
+            auth_token: common.auth.auth_token.clone(),
             progress_every: if common.json {
                 Duration::ZERO
             } else {

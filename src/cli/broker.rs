@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::names::ServerId;
 use crate::node::{bind, start_broker, BrokerConfig};
 
-use super::{announce, interrupted, DEFAULT_LEADER};
+use super::{announce, interrupted, AuthArgs, DEFAULT_LEADER};
 
 /// Arguments of `logbrook broker`.
 #[derive(Debug, StructOpt)]
@@ -40,6 +40,8 @@ pub struct Args {
     /// Largest produce request accepted (bigger ones get HTTP 413)
     #[structopt(long, default_value = "16777216")]
     max_request_bytes: u64,
+    #[structopt(flatten)]
+    auth: AuthArgs,
 }
 
 impl Args {
@@ -59,6 +61,7 @@ impl Args {
             ..LogConfig::default()
         };
         config.max_request_bytes = self.max_request_bytes;
+        config.auth_token = self.auth.auth_token;
         let started = start_broker(config, listener).await?;
         let addr = started.handle.addr();
         let registered = started.registered;

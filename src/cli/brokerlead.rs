@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::leader::LeaderConfig;
 use crate::node::{bind, start_leader};
 
-use super::{announce, interrupted, DEFAULT_LEADER};
+use super::{announce, interrupted, AuthArgs, DEFAULT_LEADER};
 
 /// Arguments of `logbrook brokerlead`.
 #[derive(Debug, StructOpt)]
@@ -35,6 +35,8 @@ pub struct Args {
     /// crash of this process loses nothing; the policy bounds what a power loss takes
     #[structopt(long, default_value = "every-ms:1000")]
     fsync: FsyncPolicy,
+    #[structopt(flatten)]
+    auth: AuthArgs,
 }
 
 impl Args {
@@ -46,6 +48,7 @@ impl Args {
             broker_timeout: Duration::from_millis(self.broker_timeout_ms),
             session_timeout: Duration::from_millis(self.session_timeout_ms),
             fsync: self.fsync,
+            auth_token: self.auth.auth_token,
         };
         let leader = start_leader(config, bind(&self.addr).await?).await?;
         announce(&format!("leader {}", leader.addr()));

@@ -8,7 +8,7 @@ use crate::broker::log::{FsyncPolicy, LogConfig};
 use crate::cluster::{Cluster, ClusterConfig};
 use crate::error::Error;
 
-use super::{announce, interrupted, DEFAULT_LEADER};
+use super::{announce, interrupted, AuthArgs, DEFAULT_LEADER};
 
 /// Arguments of `logbrook cluster`.
 #[derive(Debug, StructOpt)]
@@ -28,6 +28,8 @@ pub struct Args {
     /// When brokers fsync: `always`, `every-ms:N` or `never` (see `logbrook broker --help`)
     #[structopt(long, default_value = "every-ms:1000")]
     fsync: FsyncPolicy,
+    #[structopt(flatten)]
+    auth: AuthArgs,
 }
 
 impl Args {
@@ -44,6 +46,7 @@ impl Args {
             data_dir: Some(self.data_dir),
             leader_addr: self.addr,
             broker_host: host,
+            auth_token: self.auth.auth_token,
             log: LogConfig {
                 fsync: self.fsync,
                 ..LogConfig::default()

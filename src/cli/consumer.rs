@@ -4,12 +4,12 @@ use std::time::Duration;
 
 use structopt::StructOpt;
 
-use crate::client::{Consumer, Message};
+use crate::client::{Consumer, ConsumerConfig, Message};
 use crate::error::Error;
 use crate::names::{ConsumerGroupId, ServerId, Topic};
 
 use super::shell::{self, first_word, usage, Commands, Next};
-use super::DEFAULT_LEADER;
+use super::{AuthArgs, DEFAULT_LEADER};
 
 /// Arguments of `logbrook consumer`.
 #[derive(Debug, StructOpt)]
@@ -20,6 +20,8 @@ pub struct Args {
     /// This consumer's unique id (default: consumer-<process id>)
     #[structopt(long)]
     id: Option<String>,
+    #[structopt(flatten)]
+    auth: AuthArgs,
 }
 
 const HELP: &str = "\
@@ -136,7 +138,12 @@ impl Args {
         let id = self
             .id
             .unwrap_or_else(|| format!("consumer-{}", std::process::id()));
-        let consumer = Consumer::new(ServerId::new(id)?, ServerId::new(self.leader)?).await?;
+        let config = ConsumerConfig {
+            auth_token: self.auth.auth_token,
+            ..ConsumerConfig::default()
+        };
+        let consumer =
+            Consumer::with_config(ServerId::new(id)?, ServerId::new(self.leader)?, config).await?;
         shell::run(ConsumerShell { consumer }).await
     }
 }

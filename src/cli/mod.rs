@@ -13,6 +13,16 @@ use structopt::StructOpt;
 
 use crate::error::Error;
 
+/// The cluster's optional shared secret, on every subcommand.
+#[derive(Debug, StructOpt)]
+pub struct AuthArgs {
+    /// Shared secret required on every request to the cluster's leader and brokers
+    /// (without it they answer 401 and change nothing). Also read from
+    /// LOGBROOK_AUTH_TOKEN, which keeps it out of the process list
+    #[structopt(long, env = "LOGBROOK_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
+}
+
 /// Default address of the leader, for every subcommand that talks to it.
 pub const DEFAULT_LEADER: &str = "127.0.0.1:7070";
 

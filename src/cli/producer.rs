@@ -2,12 +2,12 @@
 
 use structopt::StructOpt;
 
-use crate::client::Producer;
+use crate::client::{Producer, ProducerConfig};
 use crate::error::Error;
 use crate::names::{ServerId, Topic, Value};
 
 use super::shell::{self, first_word, usage, Commands, Next};
-use super::DEFAULT_LEADER;
+use super::{AuthArgs, DEFAULT_LEADER};
 
 /// Arguments of `logbrook producer`.
 #[derive(Debug, StructOpt)]
@@ -15,6 +15,8 @@ pub struct Args {
     /// The leader's address
     #[structopt(long, env = "LOGBROOK_LEADER", default_value = DEFAULT_LEADER)]
     leader: String,
+    #[structopt(flatten)]
+    auth: AuthArgs,
 }
 
 const HELP: &str = "\
@@ -132,7 +134,11 @@ impl Commands for ProducerShell {
 
 impl Args {
     pub(super) async fn run(self) -> Result<(), Error> {
-        let producer = Producer::new(ServerId::new(self.leader)?).await?;
+        let config = ProducerConfig {
+            auth_token: self.auth.auth_token,
+            ..ProducerConfig::default()
+        };
+        let producer = Producer::with_config(ServerId::new(self.leader)?, config).await?;
         shell::run(ProducerShell { producer }).await
     }
 }

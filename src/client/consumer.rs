@@ -34,6 +34,8 @@ pub struct ConsumerConfig {
     /// between 16 KiB and `max_partition_fetch_bytes`), so many partitions do not
     /// mean fetching far more than one poll returns.
     pub max_poll_bytes: u64,
+    /// The cluster's shared secret, if it has one.
+    pub auth_token: Option<String>,
 }
 
 impl Default for ConsumerConfig {
@@ -43,6 +45,7 @@ impl Default for ConsumerConfig {
             max_poll_records: 50_000,
             max_partition_fetch_bytes: 4 << 20,
             max_poll_bytes: 8 << 20,
+            auth_token: None,
         }
     }
 }
@@ -79,7 +82,8 @@ impl Consumer {
     ) -> Result<Consumer, Error> {
         addr.validate()?;
         broker_leader_addr.validate()?;
-        let http = HttpClient::new(config.request_timeout);
+        let http =
+            HttpClient::new(config.request_timeout).with_auth_token(config.auth_token.as_deref());
         let leader = LeaderClient::new(http.clone(), broker_leader_addr);
         leader.register_consumer(&addr).await?;
         Ok(Consumer {

@@ -18,6 +18,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct HttpClient {
     client: surf::Client,
     timeout: Duration,
+    /// The cluster's shared secret, sent as `Authorization: Bearer <token>`.
+    auth_token: Option<Arc<str>>,
 }
 
 /// The body and the headers logbrook reads from a binary answer.
@@ -44,7 +46,17 @@ impl HttpClient {
             Ok(client) => client,
             Err(never) => match never {},
         };
-        HttpClient { client, timeout }
+        HttpClient {
+            client,
+            timeout,
+            auth_token: None,
+        }
+    }
+
+    /// The same client sending `token` (if any) with every request.
+    pub fn with_auth_token(mut self, token: Option<&str>) -> HttpClient {
+        self.auth_token = token.map(Arc::from);
+        self
     }
 
     /// A request to `path` on `addr`. surf panics on a URL it cannot parse (a bad
@@ -71,6 +83,10 @@ impl HttpClient {
         let unavailable = |reason: String| Error::Unavailable {
             addr: addr.to_string(),
             reason,
+        };
+        let req = match &self.auth_token {
+            Some(token) => req.header("authorization", format!("Bearer {token}")),
+            None => req,
         };
         let fut = self.client.send(req);
         let mut res = async_std::future::timeout(self.timeout, fut)

@@ -4,6 +4,7 @@
 use tide::Request;
 
 use crate::error::Error;
+use crate::http::auth::RequireToken;
 use crate::http::reply::{json_body, name_param, number_param, reply, JsonErrors};
 use crate::names::{ConsumerGroupId, Topic};
 use crate::protocol::control::{
@@ -15,8 +16,10 @@ use super::Leader;
 
 /// The tide app serving `leader`.
 pub fn app(leader: Leader) -> tide::Server<Leader> {
+    let auth = RequireToken::new(leader.config().auth_token.as_deref());
     let mut app = tide::with_state(leader);
     app.with(JsonErrors);
+    app.with(auth);
     app.at("/metadata").get(metadata);
     app.at("/topics").post(create_topic);
     app.at("/topics/:topic").get(topic).delete(remove_topic);

@@ -65,6 +65,9 @@ pub struct LeaderConfig {
     /// is written before the request is answered, so it survives a crash of the
     /// leader process whatever the policy; the policy bounds what a power loss takes.
     pub fsync: FsyncPolicy,
+    /// The shared secret every request must carry (and that the leader sends
+    /// brokers), or `None` for an open cluster.
+    pub auth_token: Option<String>,
 }
 
 impl Default for LeaderConfig {
@@ -75,6 +78,7 @@ impl Default for LeaderConfig {
             broker_timeout: Duration::from_secs(3),
             session_timeout: Duration::from_secs(10),
             fsync: FsyncPolicy::EveryMs(1000),
+            auth_token: None,
         }
     }
 }

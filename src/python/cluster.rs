@@ -33,14 +33,16 @@ async fn with_cluster<R>(
 #[pymethods]
 impl Cluster {
     #[new]
-    #[pyo3(signature = (brokers = 3, partitions = 3, data_dir = None))]
+    #[pyo3(signature = (brokers = 3, partitions = 3, data_dir = None, auth_token = None))]
     fn new(
         py: Python<'_>,
         brokers: usize,
         partitions: usize,
         data_dir: Option<PathBuf>,
+        auth_token: Option<String>,
     ) -> PyResult<Self> {
         let config = ClusterConfig {
+            auth_token,
             brokers,
             partitions_per_topic: partitions,
             data_dir,

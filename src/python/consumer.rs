@@ -73,12 +73,21 @@ impl Consumer {
     /// Registers consumer `addr` (its unique id, e.g. "consumer-1") with the leader at
     /// `broker_leader_addr`.
     #[new]
-    fn new(py: Python<'_>, addr: &str, broker_leader_addr: &str) -> PyResult<Self> {
+    #[pyo3(signature = (addr, broker_leader_addr, auth_token = None))]
+    fn new(
+        py: Python<'_>,
+        addr: &str,
+        broker_leader_addr: &str,
+        auth_token: Option<String>,
+    ) -> PyResult<Self> {
         let (id, leader) = (ServerId::from(addr), ServerId::from(broker_leader_addr));
-        let consumer = wait(
-            py,
-            async move { crate::client::Consumer::new(id, leader).await },
-        )?;
+        let config = crate::client::ConsumerConfig {
+            auth_token,
+            ..Default::default()
+        };
+        let consumer = wait(py, async move {
+            crate::client::Consumer::with_config(id, leader, config).await
+        })?;
         Ok(Consumer {
             inner: Arc::new(Mutex::new(Some(consumer))),
             closed: Arc::new(AtomicBool::new(false)),

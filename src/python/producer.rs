@@ -70,9 +70,16 @@ impl Producer {
 impl Producer {
     /// Connects to the leader at `broker_leader_addr` ("host:port").
     #[new]
-    fn new(py: Python<'_>, broker_leader_addr: &str) -> PyResult<Self> {
+    #[pyo3(signature = (broker_leader_addr, auth_token = None))]
+    fn new(py: Python<'_>, broker_leader_addr: &str, auth_token: Option<String>) -> PyResult<Self> {
         let addr = ServerId::from(broker_leader_addr);
-        let producer = wait(py, async move { crate::client::Producer::new(addr).await })?;
+        let config = crate::client::ProducerConfig {
+            auth_token,
+            ..Default::default()
+        };
+        let producer = wait(py, async move {
+            crate::client::Producer::with_config(addr, config).await
+        })?;
         Ok(Producer {
             inner: RwLock::new(Some(producer)),
         })

@@ -427,3 +427,20 @@ pub async fn end_offset(broker: &ServerId, topic: &str, partition: u32) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no end offset header in {:?}", res.headers))
 }
+
+/// Asserts an error answer: its status, its JSON `error` kind and content type.
+pub fn assert_json_error(res: &RawResponse, status: u16, kind: &str, what: &str) {
+    assert_eq!(
+        res.status,
+        status,
+        "{what}: {:?}",
+        String::from_utf8_lossy(&res.body)
+    );
+    assert_eq!(res.error_kind(), kind, "{what}: {}", res.json());
+    assert!(
+        res.header("content-type")
+            .is_some_and(|ct| ct.starts_with("application/json")),
+        "{what}: content type {:?}",
+        res.header("content-type")
+    );
+}

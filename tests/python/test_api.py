@@ -552,3 +552,21 @@ def test_plugin_gives_each_test_a_fresh_cluster_and_stops_it(pytester):
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
+
+
+def test_auth_token_is_required_when_the_cluster_has_one(tmp_path):
+    with logbrook.Cluster(brokers=2, partitions=2, data_dir=tmp_path / "c", auth_token="s3cret") as cluster:
+        with pytest.raises(logbrook.UnauthorizedError) as refused:
+            logbrook.Producer(cluster.leader_addr)
+        assert refused.value.details["error"] == "unauthorized"
+        with pytest.raises(logbrook.UnauthorizedError):
+            logbrook.Consumer("c", cluster.leader_addr, auth_token="wrong")
+        with logbrook.Producer(cluster.leader_addr, auth_token="s3cret") as producer, logbrook.Consumer(
+            "c", cluster.leader_addr, auth_token="s3cret"
+        ) as consumer:
+            producer.add_topic("t")
+            consumer.join_consumer_group("g")
+            consumer.subscribe("t")
+            producer.send_messages("t", [b"a", b"b"])
+            producer.flush()
+            assert sorted(values(collect(consumer, 2))) == [b"a", b"b"]

@@ -43,6 +43,8 @@ pub struct ProducerConfig {
     pub delivery_timeout: Duration,
     /// Batching: size, linger, memory bound.
     pub batch: BatchConfig,
+    /// The cluster's shared secret, if it has one.
+    pub auth_token: Option<String>,
 }
 
 impl Default for ProducerConfig {
@@ -51,6 +53,7 @@ impl Default for ProducerConfig {
             request_timeout: Duration::from_secs(10),
             delivery_timeout: Duration::from_secs(30),
             batch: BatchConfig::default(),
+            auth_token: None,
         }
     }
 }
@@ -148,7 +151,8 @@ impl Producer {
         config: ProducerConfig,
     ) -> Result<Producer, Error> {
         broker_leader_addr.validate()?;
-        let http = HttpClient::new(config.request_timeout);
+        let http =
+            HttpClient::new(config.request_timeout).with_auth_token(config.auth_token.as_deref());
         let leader = LeaderClient::new(http.clone(), broker_leader_addr);
         let cluster = leader.metadata().await?;
         let (acc, woken) = Accumulator::new(config.batch.clone());
