@@ -120,9 +120,9 @@ fn run_script(args: &[&str], dir: &Path, script: &str) -> (i32, Vec<String>) {
     shell.close_stdin_and_wait()
 }
 
-#[test]
-fn cluster_command_and_shells_work_end_to_end() {
-    let dir = tempfile::tempdir().unwrap();
+/// `logbrook cluster` with 2 brokers on free ports, data in `dir/data`; returns the
+/// process and the leader address it announced.
+fn spawn_cluster(dir: &Path) -> (Proc, String) {
     let cluster = Proc::spawn(
         &[
             "cluster",
@@ -133,12 +133,19 @@ fn cluster_command_and_shells_work_end_to_end() {
             "--data-dir",
             "data",
         ],
-        dir.path(),
+        dir,
     );
     let leader = field(
         &cluster.line_matching("leader", |l| l.starts_with("leader ")),
         1,
     );
+    (cluster, leader)
+}
+
+#[test]
+fn cluster_command_and_shells_work_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, leader) = spawn_cluster(dir.path());
     let b0 = cluster.line_matching("broker 0", |l| l.starts_with("broker 0 "));
     let b1 = cluster.line_matching("broker 1", |l| l.starts_with("broker 1 "));
     assert_ne!(field(&b0, 2), field(&b1, 2));
@@ -250,22 +257,7 @@ fn cluster_command_and_shells_work_end_to_end() {
     assert_eq!(wait_with_timeout(&mut cluster.child), 0);
 
     // It comes back with its data: the topic still exists.
-    let cluster = Proc::spawn(
-        &[
-            "cluster",
-            "--brokers",
-            "2",
-            "--addr",
-            "127.0.0.1:0",
-            "--data-dir",
-            "data",
-        ],
-        dir.path(),
-    );
-    let leader = field(
-        &cluster.line_matching("leader", |l| l.starts_with("leader ")),
-        1,
-    );
+    let (cluster, leader) = spawn_cluster(dir.path());
     let (_, out) = run_script(
         &["producer", "--leader", &leader],
         dir.path(),
