@@ -18,7 +18,7 @@ async fn main() {
     .await
     .unwrap();
     let p = Producer::new(cluster.leader_addr()).await.unwrap();
-    p.create_topic("t".into(), Some(1)).await.unwrap();
+    p.create_topic("t".into(), Some(1), None).await.unwrap();
     let http = HttpClient::new(Duration::from_secs(5));
     let leader = LeaderClient::new(http.clone(), cluster.leader_addr());
     let brokers = BrokerClient::new(http);

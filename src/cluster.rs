@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::broker::http::{DEFAULT_MAX_RECORD_BYTES, DEFAULT_MAX_REQUEST_BYTES};
 use crate::broker::log::LogConfig;
 use crate::error::Error;
 use crate::leader::LeaderConfig;
@@ -19,6 +20,9 @@ pub struct ClusterConfig {
     pub brokers: usize,
     /// Partition count of topics created without one.
     pub partitions_per_topic: usize,
+    /// Replication factor of topics created without one; `None` means
+    /// `min(3, brokers)`.
+    pub replication_factor: Option<u32>,
     /// Where data lives (`leader/` and `broker-N/` below it); a temporary dir,
     /// removed when the cluster is dropped, when `None`.
     pub data_dir: Option<PathBuf>,
@@ -34,6 +38,10 @@ pub struct ClusterConfig {
     pub session_timeout: Duration,
     /// Storage settings of every broker.
     pub log: LogConfig,
+    /// Largest single record (key plus value) a broker accepts.
+    pub max_record_bytes: u64,
+    /// Largest produce request body a broker accepts.
+    pub max_request_bytes: u64,
     /// A shared secret every request to the cluster must carry (give the same to
     /// `ProducerConfig` and `ConsumerConfig`), or `None` for an open cluster.
     pub auth_token: Option<String>,
@@ -44,6 +52,7 @@ impl Default for ClusterConfig {
         ClusterConfig {
             brokers: 3,
             partitions_per_topic: 3,
+            replication_factor: None,
             data_dir: None,
             leader_addr: "127.0.0.1:0".into(),
             broker_host: "127.0.0.1".into(),
@@ -51,6 +60,8 @@ impl Default for ClusterConfig {
             broker_timeout: Duration::from_secs(3),
             session_timeout: Duration::from_secs(10),
             log: LogConfig::default(),
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             auth_token: None,
         }
     }
@@ -85,6 +96,15 @@ impl Cluster {
         if config.partitions_per_topic == 0 || config.partitions_per_topic > u32::MAX as usize {
             return Err(Error::invalid("partitions per topic must be at least 1"));
         }
+        let replication_factor = config
+            .replication_factor
+            .unwrap_or_else(|| config.brokers.min(3) as u32);
+        if replication_factor == 0 || replication_factor as usize > config.brokers {
+            return Err(Error::invalid(format!(
+                "the replication factor must be between 1 and the broker count ({}), not {replication_factor}",
+                config.brokers
+            )));
+        }
         let (temp_dir, data_dir) = match &config.data_dir {
             Some(dir) => (None, dir.clone()),
             None => {
@@ -101,6 +121,7 @@ impl Cluster {
         let leader_config = LeaderConfig {
             data_dir: data_dir.join("leader"),
             default_partitions: config.partitions_per_topic as u32,
+            default_replication_factor: Some(replication_factor),
             broker_timeout: config.broker_timeout,
             session_timeout: config.session_timeout,
             fsync: config.log.fsync,
@@ -122,6 +143,8 @@ impl Cluster {
                 BrokerConfig::new(leader_id.clone(), data_dir.join(format!("broker-{i}")));
             broker_config.heartbeat = config.heartbeat;
             broker_config.log = config.log.clone();
+            broker_config.max_record_bytes = config.max_record_bytes;
+            broker_config.max_request_bytes = config.max_request_bytes;
             broker_config.auth_token = config.auth_token.clone();
             let started = start_broker(
                 broker_config.clone(),

@@ -56,8 +56,9 @@ pub enum Error {
         /// The partition asked for.
         partition: u32,
     },
-    /// The broker asked does not host this partition (stale metadata: refresh and retry).
-    #[error("broker {broker} does not host partition {partition} of topic '{topic}'")]
+    /// The broker asked does not host this partition, or is not its leader now
+    /// (stale metadata: refresh and retry).
+    #[error("broker {broker} does not lead partition {partition} of topic '{topic}'")]
     NotPartitionOwner {
         /// The topic.
         topic: String,
@@ -135,6 +136,41 @@ pub enum Error {
         /// The underlying failure, naming the file.
         reason: String,
     },
+    /// A newer leader epoch or partition state exists: the request came from a
+    /// replica with stale metadata (a fenced old leader, a lagging follower).
+    #[error("fenced: {reason}")]
+    StaleEpoch {
+        /// Which epochs disagreed.
+        reason: String,
+    },
+    /// With `acks=all`, the in-sync replicas did not confirm the records in time. The
+    /// records may still be committed later: an idempotent retry does not duplicate them.
+    #[error("partition {partition} of topic '{topic}' was not replicated in time: {reason}")]
+    ReplicationTimeout {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+        /// What was waited for.
+        reason: String,
+    },
+    /// An idempotent producer's batch does not continue its sequence on this partition
+    /// (a batch before it was lost), or comes from a fenced producer epoch.
+    #[error("producer {producer_id} is out of sequence: {reason}")]
+    OutOfOrderSequence {
+        /// The producer id.
+        producer_id: i64,
+        /// Expected and found sequence, or the fenced epoch.
+        reason: String,
+    },
+    /// A single record is larger than the broker's `--max-record-bytes`.
+    #[error("record of {size} bytes is over the limit of {limit} bytes (--max-record-bytes)")]
+    RecordTooLarge {
+        /// The record's size (key plus value).
+        size: u64,
+        /// The configured limit.
+        limit: u64,
+    },
     /// A peer answered something this version does not understand.
     #[error("protocol error: {reason}")]
     Protocol {
@@ -152,12 +188,17 @@ impl Error {
             | Error::UnknownPartition { .. }
             | Error::UnknownMember { .. }
             | Error::UnknownBroker { .. } => 404,
-            Error::TopicExists { .. } | Error::NotInGroup { .. } => 409,
+            Error::TopicExists { .. }
+            | Error::NotInGroup { .. }
+            | Error::StaleEpoch { .. }
+            | Error::OutOfOrderSequence { .. } => 409,
             Error::NotPartitionOwner { .. } => 421,
-            Error::TooLarge { .. } => 413,
+            Error::TooLarge { .. } | Error::RecordTooLarge { .. } => 413,
             Error::Unauthorized { .. } => 401,
             Error::OffsetOutOfRange { .. } => 416,
-            Error::Unavailable { .. } | Error::NoBrokers { .. } => 503,
+            Error::Unavailable { .. }
+            | Error::NoBrokers { .. }
+            | Error::ReplicationTimeout { .. } => 503,
             Error::Storage { .. } | Error::Protocol { .. } | Error::DeliveryFailed { .. } => 500,
         }
     }
@@ -182,6 +223,10 @@ impl Error {
             Error::DeliveryFailed { .. } => "delivery_failed",
             Error::Storage { .. } => "storage",
             Error::Protocol { .. } => "protocol",
+            Error::StaleEpoch { .. } => "stale_epoch",
+            Error::ReplicationTimeout { .. } => "replication_timeout",
+            Error::OutOfOrderSequence { .. } => "out_of_order_sequence",
+            Error::RecordTooLarge { .. } => "record_too_large",
         }
     }
 
@@ -189,7 +234,11 @@ impl Error {
     pub fn is_retriable(&self) -> bool {
         matches!(
             self,
-            Error::Unavailable { .. } | Error::NotPartitionOwner { .. } | Error::NoBrokers { .. }
+            Error::Unavailable { .. }
+                | Error::NotPartitionOwner { .. }
+                | Error::NoBrokers { .. }
+                | Error::ReplicationTimeout { .. }
+                | Error::StaleEpoch { .. }
         )
     }
 
@@ -298,6 +347,17 @@ mod tests {
                 records: 3,
                 reason: s(),
             },
+            Error::StaleEpoch { reason: s() },
+            Error::ReplicationTimeout {
+                topic: s(),
+                partition: 2,
+                reason: s(),
+            },
+            Error::OutOfOrderSequence {
+                producer_id: 4,
+                reason: s(),
+            },
+            Error::RecordTooLarge { size: 9, limit: 8 },
         ]
     }
 
@@ -327,6 +387,7 @@ mod tests {
                 err,
                 Error::Unavailable { .. }
                     | Error::NoBrokers { .. }
+                    | Error::ReplicationTimeout { .. }
                     | Error::Storage { .. }
                     | Error::Protocol { .. }
                     | Error::DeliveryFailed { .. }

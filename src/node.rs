@@ -11,11 +11,14 @@ use std::time::Duration;
 use async_std::net::TcpListener;
 use async_std::task::{self, JoinHandle};
 
-use crate::broker::http::{BrokerState, DEFAULT_MAX_FETCH_BYTES, DEFAULT_MAX_REQUEST_BYTES};
+use crate::broker::http::{
+    BrokerState, DEFAULT_MAX_FETCH_BYTES, DEFAULT_MAX_RECORD_BYTES, DEFAULT_MAX_REQUEST_BYTES,
+};
 use crate::broker::log::{FsyncPolicy, LogConfig};
 use crate::broker::membership;
+use crate::broker::replication::{Replication, ReplicationConfig};
 use crate::broker::service::BrokerService;
-use crate::client::api::{BrokerClient, LeaderClient};
+use crate::client::api::{BrokerClient, LeaderClient, PeerClient};
 use crate::error::Error;
 use crate::http::client::HttpClient;
 use crate::http::server::{serve, shutdown_pair, ShutdownSignal, ShutdownTrigger};
@@ -118,7 +121,8 @@ pub async fn start_leader(
         signal.clone(),
     ));
     let reaper = task::spawn(expire_members_periodically(leader.clone(), signal.clone()));
-    let mut tasks = vec![server, reaper];
+    let watchdog = task::spawn(check_brokers_periodically(leader.clone(), signal.clone()));
+    let mut tasks = vec![server, reaper, watchdog];
     if let FsyncPolicy::EveryMs(ms) = leader.config().fsync {
         let period = Duration::from_millis(ms.max(1));
         tasks.push(task::spawn(sync_leader_periodically(
@@ -149,6 +153,16 @@ async fn expire_members_periodically(leader: Leader, signal: ShutdownSignal) {
     }
 }
 
+/// Notices dead brokers within a tenth of the broker timeout of their deadline.
+async fn check_brokers_periodically(leader: Leader, signal: ShutdownSignal) {
+    let period = (leader.config().broker_timeout / 10).max(Duration::from_millis(10));
+    while signal.race(task::sleep(period)).await.is_some() {
+        if let Err(err) = leader.check_brokers().await {
+            log_warning(&format!("checking broker liveness: {err}"));
+        }
+    }
+}
+
 async fn sync_leader_periodically(leader: Leader, period: Duration, signal: ShutdownSignal) {
     while signal.race(task::sleep(period)).await.is_some() {
         if let Err(err) = leader.sync_to_disk().await {
@@ -170,8 +184,12 @@ pub struct BrokerConfig {
     pub log: LogConfig,
     /// Largest produce body accepted.
     pub max_request_bytes: u64,
+    /// Largest single record (key plus value) accepted.
+    pub max_record_bytes: u64,
     /// Largest fetch answer.
     pub max_fetch_bytes: u64,
+    /// Follower fetching and in-sync checks.
+    pub replication: ReplicationConfig,
     /// The shared secret every request must carry (and that the broker sends the
     /// leader), or `None` for an open cluster.
     pub auth_token: Option<String>,
@@ -186,7 +204,9 @@ impl BrokerConfig {
             heartbeat: Duration::from_millis(1000),
             log: LogConfig::default(),
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             max_fetch_bytes: DEFAULT_MAX_FETCH_BYTES,
+            replication: ReplicationConfig::default(),
             auth_token: None,
         }
     }
@@ -217,6 +237,7 @@ pub async fn start_broker(
     let state = BrokerState {
         service: service.clone(),
         max_request_bytes: config.max_request_bytes,
+        max_record_bytes: config.max_record_bytes,
         max_fetch_bytes: config.max_fetch_bytes,
         auth_token: config.auth_token.clone(),
     };
@@ -225,10 +246,19 @@ pub async fn start_broker(
         crate::broker::http::app(state),
         signal.clone(),
     ));
-    let leader = LeaderClient::new(
-        HttpClient::new(Duration::from_secs(5)).with_auth_token(config.auth_token.as_deref()),
-        config.leader.clone(),
+    let http =
+        HttpClient::new(Duration::from_secs(5)).with_auth_token(config.auth_token.as_deref());
+    let leader = LeaderClient::new(http.clone(), config.leader.clone());
+    let replication = Replication::new(
+        Arc::new(PeerClient::new(leader.clone(), BrokerClient::new(http))),
+        config.replication.clone(),
+        signal.clone(),
     );
+    service.start_replication(replication.clone());
+    let in_sync_checks = {
+        let service = service.clone();
+        task::spawn(async move { replication.check_in_sync_periodically(service).await })
+    };
     let (registered_tx, registered) = async_channel::bounded(1);
     let heartbeats = task::spawn(membership::run(
         service.clone(),
@@ -237,7 +267,7 @@ pub async fn start_broker(
         signal.clone(),
         registered_tx,
     ));
-    let mut tasks = vec![server, heartbeats];
+    let mut tasks = vec![server, heartbeats, in_sync_checks];
     if let FsyncPolicy::EveryMs(ms) = config.log.fsync {
         tasks.push(task::spawn(sync_periodically(
             service.clone(),

@@ -42,6 +42,7 @@ async fn requests_without_the_token_get_401_and_change_nothing() {
     let create = CreateTopicRequest {
         name: "t".into(),
         partitions: Some(1),
+        replication_factor: None,
     };
     let err = wrong
         .post_json::<_, TopicMetadata>(&leader, "/topics", &create)

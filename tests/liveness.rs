@@ -1,10 +1,12 @@
 //! The leader watches broker heartbeats: a silent broker is marked dead, new topics
 //! avoid it, unkeyed records go to live partitions, and it comes back when restarted.
+//! These tests use unreplicated topics (replication factor 1), where a dead broker's
+//! partitions are offline until it returns; `tests/replication.rs` covers failover.
 
 use std::time::{Duration, Instant};
 
 use logbrook::protocol::control::TopicMetadata;
-use logbrook::{Cluster, ClusterConfig, Error, Producer};
+use logbrook::{Cluster, ClusterConfig, Error, Producer, ProducerConfig};
 
 /// Lists topics until `condition` holds on them.
 async fn wait_for_topics(
@@ -25,11 +27,19 @@ async fn a_silent_broker_is_marked_dead_and_work_goes_to_live_brokers() {
         brokers: 3,
         heartbeat: Duration::from_millis(50),
         broker_timeout: Duration::from_millis(400),
+        replication_factor: Some(1),
         ..Default::default()
     })
     .await
     .unwrap();
-    let mut producer = Producer::new(cluster.leader_addr()).await.unwrap();
+    let config = ProducerConfig {
+        // Records for an offline partition are retried this long, then reported.
+        delivery_timeout: Duration::from_millis(500),
+        ..Default::default()
+    };
+    let mut producer = Producer::with_config(cluster.leader_addr(), config)
+        .await
+        .unwrap();
     producer
         .add_topic_with_partitions("before".into(), 3)
         .await

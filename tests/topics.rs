@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::*;
-use logbrook::{Consumer, Error, Producer, Topic, Value};
+use logbrook::{ClusterConfig, Consumer, Error, Producer, Topic, Value};
 
 const T: Duration = Duration::from_secs(5);
 
@@ -20,7 +20,7 @@ fn per_broker(meta: &logbrook::protocol::control::TopicMetadata) -> BTreeMap<u32
 
 #[async_std::test]
 async fn partitions_are_spread_evenly_over_the_brokers() {
-    let cluster = start(fast_config(3, 3)).await;
+    let cluster = start(unreplicated(fast_config(3, 3))).await;
     let mut producer = producer(&cluster).await;
 
     producer.add_topic("three".into()).await.unwrap();
@@ -79,7 +79,7 @@ async fn partitions_are_spread_evenly_over_the_brokers() {
 
 #[async_std::test]
 async fn partitions_go_only_to_live_brokers() {
-    let mut cluster = start(short_timeout_config(3, 3)).await;
+    let mut cluster = start(unreplicated(short_timeout_config(3, 3))).await;
     let mut producer = producer(&cluster).await;
     cluster.stop_broker(2).await.unwrap();
     let dead = cluster.broker_addrs()[2].clone();
@@ -449,7 +449,7 @@ async fn a_topic_is_spread_evenly_even_after_other_topics_were_removed() {
     // Five one-partition topics land on brokers 0,1,2,0,1; removing the one on
     // broker 2 leaves the cluster's load at (2, 2, 0). A new three-partition
     // topic must still put one partition on each broker.
-    let cluster = start(fast_config(3, 1)).await;
+    let cluster = start(unreplicated(fast_config(3, 1))).await;
     let mut producer = producer(&cluster).await;
     for name in ["a", "b", "c", "d", "e"] {
         producer.add_topic(name.into()).await.unwrap();
@@ -479,4 +479,12 @@ async fn a_topic_is_spread_evenly_even_after_other_topics_were_removed() {
         f.partitions.iter().map(|p| p.broker_id).collect::<Vec<_>>()
     );
     assert!(per.values().all(|n| *n == 1), "{per:?}");
+}
+
+/// Placement tests look at where each partition lives: one replica each.
+fn unreplicated(config: ClusterConfig) -> ClusterConfig {
+    ClusterConfig {
+        replication_factor: Some(1),
+        ..config
+    }
 }

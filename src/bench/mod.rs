@@ -65,7 +65,7 @@ async fn producer_for(config: &BenchConfig, topic: &Topic) -> Result<Producer, E
     )
     .await?;
     producer
-        .create_topic(topic.clone(), Some(config.partitions))
+        .create_topic(topic.clone(), Some(config.partitions), None)
         .await?;
     Ok(producer)
 }

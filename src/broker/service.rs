@@ -1,48 +1,110 @@
 //! The broker service: the partitions this broker hosts, each a [`PartitionLog`] on
-//! disk, reconciled with the assignment the leader sends.
+//! disk with its replication state, reconciled with the assignment the leader sends.
 //!
 //! Transport-free like the leader: `broker::http` serves it, `broker::membership`
-//! keeps it registered. The partition map is behind a short-lived `RwLock`; each
-//! partition's log is behind its own `Mutex`, held for one append or read and never
-//! across an await.
+//! keeps it registered, `broker::replication` runs the follower fetch loops and the
+//! in-sync checks. The partition map is behind a short-lived `RwLock`; each
+//! partition's log and replication state are behind one `Mutex`, held for one append
+//! or read and never across an await.
 
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
+use std::time::{Duration, Instant};
 
 use crate::error::Error;
 use crate::names::{ServerId, Topic};
-use crate::protocol::control::{BrokerAssignment, ProduceResponse, TopicPartition};
+use crate::protocol::control::{
+    BrokerAssignment, BrokerId, EpochEndResponse, ProduceResponse, ReplicaSet, TopicPartition,
+};
 
-use super::log::{FsyncPolicy, LogConfig, LogError, PartitionLog};
+use super::log::{AppendOutcome, FsyncPolicy, LogConfig, LogError, PartitionLog};
+use super::replica::{ReplicaState, Role, Transition};
+use super::replication::Replication;
 
 /// Where a broker keeps its partitions, under its data dir.
 const PARTITIONS_DIR: &str = "partitions";
 
-/// One hosted partition. `log` is `None` once the partition was deleted, so a request
-/// that raced with the deletion fails cleanly instead of writing into a removed dir.
-struct Partition {
-    topic_id: u64,
-    log: Mutex<Option<PartitionLog>>,
-    /// Notified after every append, for fetches waiting on new records.
-    appended: event_listener::Event,
+/// A partition's log and replication state, guarded together.
+pub(crate) struct PartitionData {
+    /// `None` once the partition was deleted, so a request that raced with the
+    /// deletion fails cleanly instead of writing into a removed dir.
+    pub(crate) log: Option<PartitionLog>,
+    pub(crate) replica: ReplicaState,
+}
+
+impl PartitionData {
+    /// Moves the high watermark up to what the in-sync replicas confirm (leader only).
+    /// Returns whether it moved.
+    pub(crate) fn advance_high_watermark(&mut self) -> bool {
+        let Some(log) = self.log.as_mut() else {
+            return false;
+        };
+        if !self.replica.is_leader() {
+            return false;
+        }
+        let current = log.high_watermark();
+        let mark = self.replica.high_watermark(log.end_offset(), current);
+        if mark > current {
+            log.set_high_watermark(mark);
+            return true;
+        }
+        false
+    }
+}
+
+/// One hosted partition.
+pub(crate) struct Partition {
+    pub(crate) topic_id: u64,
+    data: Mutex<PartitionData>,
+    /// Notified after every append (follower fetches wait on it).
+    pub(crate) appended: event_listener::Event,
+    /// Notified when the high watermark moves or the role changes (consumer fetches
+    /// and `acks=all` produce requests wait on it).
+    pub(crate) committed: event_listener::Event,
+    /// Notified when the role or leader changes (the follower loop waits on it).
+    pub(crate) role_changed: event_listener::Event,
+    /// A follower loop runs for this partition.
+    pub(crate) follower_running: AtomicBool,
 }
 
 impl Partition {
     /// Opens (recovering) or creates the partition's log in `dir`.
-    fn open(dir: &Path, config: &LogConfig, topic_id: u64) -> Result<Arc<Partition>, Error> {
+    fn open(
+        dir: &Path,
+        config: &LogConfig,
+        topic_id: u64,
+        me: BrokerId,
+    ) -> Result<Arc<Partition>, Error> {
         let log = PartitionLog::open(dir, config.clone()).map_err(log_error)?;
         Ok(Arc::new(Partition {
             topic_id,
-            log: Mutex::new(Some(log)),
+            data: Mutex::new(PartitionData {
+                log: Some(log),
+                replica: ReplicaState::unassigned(me),
+            }),
             appended: event_listener::Event::new(),
+            committed: event_listener::Event::new(),
+            role_changed: event_listener::Event::new(),
+            follower_running: AtomicBool::new(false),
         }))
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, PartitionData> {
+        self.data.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn notify_all(&self) {
+        self.appended.notify(usize::MAX);
+        self.committed.notify(usize::MAX);
+        self.role_changed.notify(usize::MAX);
     }
 }
 
-type PartitionKey = (Topic, u32);
+/// A partition's key in the map.
+pub(crate) type PartitionKey = (Topic, u32);
 
 /// A broker's partitions. Cheap to clone.
 #[derive(Clone)]
@@ -56,20 +118,55 @@ struct Inner {
     addr: ServerId,
     partitions: RwLock<HashMap<PartitionKey, Arc<Partition>>>,
     applied_version: AtomicU64,
+    /// This broker's id, once the leader assigned it (`u64::MAX` before).
+    broker_id: AtomicU64,
+    /// The follower loops' links, once replication started.
+    replication: OnceLock<Replication>,
 }
 
-/// Fetch answer: whole stored batches and the partition's end offset.
+/// Fetch answer: whole stored batches and the partition's end.
 #[derive(Debug)]
 pub struct FetchResult {
     /// Concatenated record batches, starting with the one holding the asked offset.
     pub batches: Vec<u8>,
-    /// The next offset the partition will write.
+    /// For consumers: the high watermark (the end of what they may read). For
+    /// followers: the leader's log end.
     pub end_offset: u64,
+    /// The leader's high watermark.
+    pub high_watermark: u64,
+}
+
+/// What a produce request must still wait for after the append.
+#[derive(Debug, Clone, Copy)]
+pub struct CommitWait {
+    /// The leader epoch the records were appended in.
+    pub leader_epoch: u32,
+    /// The high watermark that commits them (last offset + 1).
+    pub target: u64,
+}
+
+/// A follower's fetch, as the leader receives it.
+#[derive(Debug, Clone)]
+pub struct ReplicaFetchRequest {
+    /// The topic.
+    pub topic: Topic,
+    /// The partition.
+    pub partition: u32,
+    /// The fetching follower.
+    pub replica: BrokerId,
+    /// The leader epoch the follower follows.
+    pub leader_epoch: u32,
+    /// The follower's log end: it has every record below.
+    pub offset: u64,
+    /// Answer size bound (at least one batch is sent).
+    pub max_bytes: usize,
+    /// How long to wait for new records when there are none.
+    pub max_wait: Duration,
 }
 
 impl BrokerService {
-    /// Opens every partition found under `data_dir` (recovering each log); they are
-    /// served until an assignment from the leader says otherwise.
+    /// Opens every partition found under `data_dir` (recovering each log); they serve
+    /// nothing until an assignment from the leader gives them a role.
     pub fn open(
         data_dir: &Path,
         log_config: LogConfig,
@@ -79,7 +176,7 @@ impl BrokerService {
         fs::create_dir_all(&root).map_err(|e| io_error("create", &root, e))?;
         let mut partitions = HashMap::new();
         for (key, topic_id, dir) in scan_partition_dirs(&root)? {
-            partitions.insert(key, Partition::open(&dir, &log_config, topic_id)?);
+            partitions.insert(key, Partition::open(&dir, &log_config, topic_id, 0)?);
         }
         Ok(BrokerService {
             inner: Arc::new(Inner {
@@ -88,8 +185,23 @@ impl BrokerService {
                 addr,
                 partitions: RwLock::new(partitions),
                 applied_version: AtomicU64::new(0),
+                broker_id: AtomicU64::new(u64::MAX),
+                replication: OnceLock::new(),
             }),
         })
+    }
+
+    /// Starts replication: from now on, partitions this broker follows get a fetch
+    /// loop (`replication` carries the links and the shutdown signal).
+    pub fn start_replication(&self, replication: Replication) {
+        let _ = self.inner.replication.set(replication);
+        for (key, part) in self.all_partitions() {
+            self.ensure_follower(&key, &part);
+        }
+    }
+
+    pub(crate) fn replication(&self) -> Option<&Replication> {
+        self.inner.replication.get()
     }
 
     /// The address this broker serves on.
@@ -112,54 +224,129 @@ impl BrokerService {
         self.inner.applied_version.load(Ordering::Acquire)
     }
 
-    /// Makes the hosted partitions exactly the assigned ones: opens (creating) new
-    /// ones, deletes the data of partitions no longer assigned or of an older
-    /// incarnation of a topic. An assignment older than the applied one is ignored.
-    pub fn apply_assignment(&self, assignment: &BrokerAssignment) -> Result<(), Error> {
-        let mut partitions = self
+    /// This broker's id, once assigned.
+    pub fn broker_id(&self) -> Option<BrokerId> {
+        BrokerId::try_from(self.inner.broker_id.load(Ordering::Acquire)).ok()
+    }
+
+    fn all_partitions(&self) -> Vec<(PartitionKey, Arc<Partition>)> {
+        let partitions = self
             .inner
             .partitions
-            .write()
+            .read()
             .unwrap_or_else(|p| p.into_inner());
-        if assignment.version < self.applied_version() {
-            return Ok(());
-        }
-        let wanted: HashMap<PartitionKey, u64> = assignment
-            .partitions
+        partitions
             .iter()
-            .map(|p| ((p.topic.clone(), p.partition), p.topic_id))
-            .collect();
-        let stale: Vec<PartitionKey> = partitions
-            .iter()
-            .filter(|(key, part)| wanted.get(*key) != Some(&part.topic_id))
-            .map(|(key, _)| key.clone())
-            .collect();
-        for key in stale {
-            if let Some(part) = partitions.remove(&key) {
-                delete_partition(&part)?;
+            .map(|(k, p)| (k.clone(), p.clone()))
+            .collect()
+    }
+
+    /// Makes the hosted partitions exactly the assigned ones: opens (creating) new
+    /// ones, deletes the data of partitions no longer assigned or of an older
+    /// incarnation of a topic, and applies each partition's replica set (leading,
+    /// or following with a fetch loop). An assignment older than the applied one is
+    /// ignored.
+    pub fn apply_assignment(&self, assignment: &BrokerAssignment) -> Result<(), Error> {
+        let me = assignment.broker_id;
+        let changed: Vec<(PartitionKey, Arc<Partition>, ReplicaSet)> = {
+            let mut partitions = self
+                .inner
+                .partitions
+                .write()
+                .unwrap_or_else(|p| p.into_inner());
+            if assignment.version < self.applied_version() {
+                return Ok(());
             }
-        }
-        let root = self.inner.data_dir.join(PARTITIONS_DIR);
-        for ((topic, partition), topic_id) in wanted {
-            let key = (topic, partition);
-            if partitions.contains_key(&key) {
-                continue;
+            self.inner.broker_id.store(u64::from(me), Ordering::Release);
+            let wanted: HashMap<PartitionKey, (u64, &ReplicaSet)> = assignment
+                .partitions
+                .iter()
+                .map(|p| ((p.topic.clone(), p.partition), (p.topic_id, &p.state)))
+                .collect();
+            let stale: Vec<PartitionKey> = partitions
+                .iter()
+                .filter(|(key, part)| wanted.get(*key).map(|w| w.0) != Some(part.topic_id))
+                .map(|(key, _)| key.clone())
+                .collect();
+            for key in stale {
+                if let Some(part) = partitions.remove(&key) {
+                    delete_partition(&part)?;
+                }
             }
-            let dir = partition_dir(&root, &key.0, topic_id, partition);
-            partitions.insert(
-                key,
-                Partition::open(&dir, &self.inner.log_config, topic_id)?,
-            );
+            let root = self.inner.data_dir.join(PARTITIONS_DIR);
+            let mut changed = Vec::new();
+            for (key, (topic_id, set)) in wanted {
+                let part = match partitions.get(&key) {
+                    Some(part) => part.clone(),
+                    None => {
+                        let dir = partition_dir(&root, &key.0, topic_id, key.1);
+                        let part = Partition::open(&dir, &self.inner.log_config, topic_id, me)?;
+                        partitions.insert(key.clone(), part.clone());
+                        part
+                    }
+                };
+                changed.push((key, part, set.clone()));
+            }
+            // Topic directories left empty by deletions.
+            remove_empty_topic_dirs(&root);
+            self.inner
+                .applied_version
+                .store(assignment.version, Ordering::Release);
+            changed
+        };
+        for (key, part, set) in changed {
+            self.apply_replica_set(&key, &part, me, &set);
         }
-        // Topic directories left empty by deletions.
-        remove_empty_topic_dirs(&root);
-        self.inner
-            .applied_version
-            .store(assignment.version, Ordering::Release);
         Ok(())
     }
 
-    fn partition(&self, topic: &Topic, partition: u32) -> Result<Arc<Partition>, Error> {
+    /// Applies one partition's replica set (from an assignment or an in-sync change).
+    pub(crate) fn apply_replica_set(
+        &self,
+        key: &PartitionKey,
+        part: &Arc<Partition>,
+        me: BrokerId,
+        set: &ReplicaSet,
+    ) {
+        let transition = {
+            let mut data = part.lock();
+            let transition = data.replica.apply(me, set);
+            if transition == Transition::BecameLeader {
+                let end = data.log.as_ref().map_or(0, PartitionLog::end_offset);
+                data.replica.start_lag_clocks(Instant::now(), end);
+            }
+            if transition != Transition::Unchanged {
+                data.advance_high_watermark();
+            }
+            transition
+        };
+        if transition != Transition::Unchanged {
+            part.notify_all();
+        }
+        if transition == Transition::BecameFollower {
+            self.ensure_follower(key, part);
+        }
+    }
+
+    /// Starts the partition's follower loop unless one runs (or replication has not
+    /// started).
+    fn ensure_follower(&self, key: &PartitionKey, part: &Arc<Partition>) {
+        let follows = matches!(part.lock().replica.role(), Role::Follower { .. });
+        if !follows {
+            return;
+        }
+        if let Some(replication) = self.replication() {
+            if part
+                .follower_running
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                replication.spawn_follower(self.clone(), key.clone(), part.clone());
+            }
+        }
+    }
+
+    pub(crate) fn partition(&self, topic: &Topic, partition: u32) -> Result<Arc<Partition>, Error> {
         topic.validate()?;
         let partitions = self
             .inner
@@ -169,10 +356,20 @@ impl BrokerService {
         partitions
             .get(&(topic.clone(), partition))
             .cloned()
-            .ok_or_else(|| self.not_owner(topic, partition))
+            .ok_or_else(|| self.not_leader(topic, partition))
     }
 
-    fn not_owner(&self, topic: &Topic, partition: u32) -> Error {
+    /// Whether `key` still maps to `part` (not deleted or re-created).
+    pub(crate) fn still_hosts(&self, key: &PartitionKey, part: &Arc<Partition>) -> bool {
+        let partitions = self
+            .inner
+            .partitions
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        partitions.get(key).is_some_and(|p| Arc::ptr_eq(p, part))
+    }
+
+    pub(crate) fn not_leader(&self, topic: &Topic, partition: u32) -> Error {
         Error::NotPartitionOwner {
             topic: topic.to_string(),
             partition,
@@ -180,29 +377,102 @@ impl BrokerService {
         }
     }
 
-    /// Appends one record batch (as received: checked, given its base offset, stored).
-    /// Blocking: with `fsync=always` it waits for the disk.
+    /// The partition's data, if this broker leads it.
+    fn leader_data<'a>(
+        &self,
+        part: &'a Partition,
+        topic: &Topic,
+        partition: u32,
+    ) -> Result<MutexGuard<'a, PartitionData>, Error> {
+        let data = part.lock();
+        if data.log.is_none() || !data.replica.is_leader() {
+            return Err(self.not_leader(topic, partition));
+        }
+        Ok(data)
+    }
+
+    /// Appends one record batch as the partition's leader (checked, stamped with its
+    /// base offset and leader epoch, de-duplicated for idempotent producers, stored).
+    /// Blocking: with `fsync=always` it waits for the disk. Returns the offsets and
+    /// what an `acks=all` request must wait for (see [`BrokerService::wait_committed`]).
     pub fn produce(
         &self,
         topic: &Topic,
         partition: u32,
         batch: &mut [u8],
-    ) -> Result<ProduceResponse, Error> {
+    ) -> Result<(ProduceResponse, CommitWait), Error> {
         let part = self.partition(topic, partition)?;
-        let mut guard = part.log.lock().unwrap_or_else(|p| p.into_inner());
-        let log = guard
+        let mut data = self.leader_data(&part, topic, partition)?;
+        let epoch = data.replica.leader_epoch();
+        let log = data
+            .log
             .as_mut()
-            .ok_or_else(|| self.not_owner(topic, partition))?;
-        let info = log.append(batch).map_err(log_error)?;
-        drop(guard);
+            .ok_or_else(|| self.not_leader(topic, partition))?;
+        let info = match log.append_as_leader(batch, epoch).map_err(log_error)? {
+            AppendOutcome::Appended(info) | AppendOutcome::Duplicate(info) => info,
+        };
+        let moved = data.advance_high_watermark();
+        drop(data);
         part.appended.notify(usize::MAX);
-        Ok(ProduceResponse {
-            base_offset: info.base_offset,
-            last_offset: info.last_offset,
-        })
+        if moved {
+            part.committed.notify(usize::MAX);
+        }
+        Ok((
+            ProduceResponse {
+                base_offset: info.base_offset,
+                last_offset: info.last_offset,
+            },
+            CommitWait {
+                leader_epoch: epoch,
+                target: info.last_offset + 1,
+            },
+        ))
     }
 
-    /// Reads stored batches from `offset`, at most about `max_bytes` (at least one batch).
+    /// Waits until the high watermark reaches `wait.target` (every in-sync replica has
+    /// the records), for `acks=all`. Fails with `NotPartitionOwner` if this broker
+    /// stops leading in that epoch (a fenced leader never acknowledges), and with
+    /// `ReplicationTimeout` after `timeout`.
+    pub async fn wait_committed(
+        &self,
+        topic: &Topic,
+        partition: u32,
+        wait: CommitWait,
+        timeout: Duration,
+    ) -> Result<(), Error> {
+        let part = self.partition(topic, partition)?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let listener = part.committed.listen();
+            {
+                let data = part.lock();
+                let leads =
+                    data.replica.is_leader() && data.replica.leader_epoch() == wait.leader_epoch;
+                let Some(log) = data.log.as_ref().filter(|_| leads) else {
+                    return Err(self.not_leader(topic, partition));
+                };
+                if log.high_watermark() >= wait.target {
+                    return Ok(());
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let in_sync = part.lock().replica.in_sync().to_vec();
+                return Err(Error::ReplicationTimeout {
+                    topic: topic.to_string(),
+                    partition,
+                    reason: format!(
+                        "in-sync replicas {in_sync:?} did not confirm offset {} within {timeout:?}",
+                        wait.target - 1
+                    ),
+                });
+            }
+            let _ = async_std::future::timeout(left, listener).await;
+        }
+    }
+
+    /// Reads committed batches (below the high watermark) from `offset`, at most about
+    /// `max_bytes` (at least one batch), for consumers. Only the leader serves them.
     pub fn fetch(
         &self,
         topic: &Topic,
@@ -211,50 +481,41 @@ impl BrokerService {
         max_bytes: usize,
     ) -> Result<FetchResult, Error> {
         let part = self.partition(topic, partition)?;
-        let guard = part.log.lock().unwrap_or_else(|p| p.into_inner());
-        let log = guard
+        let data = self.leader_data(&part, topic, partition)?;
+        let log = data
+            .log
             .as_ref()
-            .ok_or_else(|| self.not_owner(topic, partition))?;
-        let end_offset = log.end_offset();
-        let batches = log.read(offset, max_bytes).map_err(|err| match err {
-            LogError::OffsetOutOfRange {
-                requested,
-                start,
-                end,
-            } => Error::OffsetOutOfRange {
-                topic: topic.to_string(),
-                partition,
-                requested,
-                start,
-                end,
-            },
-            other => log_error(other),
-        })?;
+            .ok_or_else(|| self.not_leader(topic, partition))?;
+        let high_watermark = log.high_watermark();
+        let batches = log
+            .read_below(offset, max_bytes, high_watermark)
+            .map_err(|err| range_error(err, topic, partition))?;
         Ok(FetchResult {
             batches,
-            end_offset,
+            end_offset: high_watermark,
+            high_watermark,
         })
     }
 
-    /// Like [`BrokerService::fetch`], but when there is nothing at `offset` yet, waits
-    /// up to `max_wait` for an append to the partition (a long poll), so consumers
-    /// need not spin.
+    /// Like [`BrokerService::fetch`], but when there is nothing committed at `offset`
+    /// yet, waits up to `max_wait` for the high watermark to move (a long poll), so
+    /// consumers need not spin.
     pub async fn fetch_wait(
         &self,
         topic: &Topic,
         partition: u32,
         offset: u64,
         max_bytes: usize,
-        max_wait: std::time::Duration,
+        max_wait: Duration,
     ) -> Result<FetchResult, Error> {
-        let deadline = std::time::Instant::now() + max_wait;
+        let deadline = Instant::now() + max_wait;
         loop {
-            // Listen before reading, so an append between the read and the wait
-            // is not missed.
+            // Listen before reading, so a commit between the read and the wait is
+            // not missed.
             let part = self.partition(topic, partition)?;
-            let listener = part.appended.listen();
+            let listener = part.committed.listen();
             let fetched = self.fetch(topic, partition, offset, max_bytes)?;
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let left = deadline.saturating_duration_since(Instant::now());
             if !fetched.batches.is_empty() || left.is_zero() {
                 return Ok(fetched);
             }
@@ -262,17 +523,98 @@ impl BrokerService {
         }
     }
 
-    /// The end offset of each partition, in order.
+    /// Serves a follower's fetch: records its progress (which may move the high
+    /// watermark), then returns stored batches from its offset, waiting up to
+    /// `max_wait` for an append when it is caught up. Fenced: a follower of an older
+    /// epoch gets `StaleEpoch`, one of a newer epoch `NotPartitionOwner` (this broker
+    /// is the stale one).
+    pub async fn replica_fetch(&self, request: &ReplicaFetchRequest) -> Result<FetchResult, Error> {
+        let (topic, partition) = (&request.topic, request.partition);
+        let part = self.partition(topic, partition)?;
+        let deadline = Instant::now() + request.max_wait;
+        let mut first = true;
+        loop {
+            let listener = part.appended.listen();
+            let fetched = {
+                let mut data = self.leader_data(&part, topic, partition)?;
+                let epoch = data.replica.leader_epoch();
+                if request.leader_epoch < epoch {
+                    return Err(Error::StaleEpoch {
+                        reason: format!(
+                            "follower {} fetches '{topic}' partition {partition} in leader epoch {}, the leader is in {epoch}",
+                            request.replica, request.leader_epoch
+                        ),
+                    });
+                }
+                if request.leader_epoch > epoch {
+                    return Err(self.not_leader(topic, partition));
+                }
+                let log = data
+                    .log
+                    .as_ref()
+                    .ok_or_else(|| self.not_leader(topic, partition))?;
+                let end = log.end_offset();
+                let batches = log
+                    .read(request.offset, request.max_bytes)
+                    .map_err(|err| range_error(err, topic, partition))?;
+                if first {
+                    data.replica
+                        .record_fetch(request.replica, request.offset, end, Instant::now());
+                    if data.advance_high_watermark() {
+                        part.committed.notify(usize::MAX);
+                    }
+                    first = false;
+                }
+                let high_watermark = data.log.as_ref().map_or(0, PartitionLog::high_watermark);
+                FetchResult {
+                    batches,
+                    end_offset: end,
+                    high_watermark,
+                }
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !fetched.batches.is_empty() || left.is_zero() {
+                return Ok(fetched);
+            }
+            let _ = async_std::future::timeout(left, listener).await;
+        }
+    }
+
+    /// The largest epoch up to `epoch` in the leader's log and where it ends (a
+    /// follower truncates its log to that before fetching).
+    pub fn epoch_end(
+        &self,
+        topic: &Topic,
+        partition: u32,
+        epoch: u32,
+    ) -> Result<EpochEndResponse, Error> {
+        let part = self.partition(topic, partition)?;
+        let data = self.leader_data(&part, topic, partition)?;
+        let log = data
+            .log
+            .as_ref()
+            .ok_or_else(|| self.not_leader(topic, partition))?;
+        Ok(match log.epoch_end(epoch) {
+            Some((epoch, end_offset)) => EpochEndResponse {
+                epoch: Some(epoch),
+                end_offset,
+            },
+            None => EpochEndResponse {
+                epoch: None,
+                end_offset: 0,
+            },
+        })
+    }
+
+    /// The committed end (high watermark) of each partition, in order; this broker
+    /// must lead them.
     pub fn end_offsets(&self, partitions: &[TopicPartition]) -> Result<Vec<u64>, Error> {
         partitions
             .iter()
             .map(|tp| {
                 let part = self.partition(&tp.topic, tp.partition)?;
-                let guard = part.log.lock().unwrap_or_else(|p| p.into_inner());
-                let log = guard
-                    .as_ref()
-                    .ok_or_else(|| self.not_owner(&tp.topic, tp.partition))?;
-                Ok(log.end_offset())
+                let data = self.leader_data(&part, &tp.topic, tp.partition)?;
+                Ok(data.log.as_ref().map_or(0, PartitionLog::high_watermark))
             })
             .collect()
     }
@@ -280,18 +622,10 @@ impl BrokerService {
     /// fsyncs every partition written since its last sync (the `every-ms` policy's
     /// timer, and shutdown). Returns the first failure after trying them all.
     pub fn sync_all(&self) -> Result<(), Error> {
-        let parts: Vec<Arc<Partition>> = {
-            let partitions = self
-                .inner
-                .partitions
-                .read()
-                .unwrap_or_else(|p| p.into_inner());
-            partitions.values().cloned().collect()
-        };
         let mut first_error = None;
-        for part in parts {
-            let mut guard = part.log.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(log) = guard.as_mut() {
+        for (_, part) in self.all_partitions() {
+            let mut data = part.lock();
+            if let Some(log) = data.log.as_mut() {
                 if log.is_dirty() {
                     if let Err(err) = log.sync() {
                         first_error.get_or_insert(log_error(err));
@@ -304,26 +638,46 @@ impl BrokerService {
 
     /// The partitions hosted now (for tests and diagnostics).
     pub fn hosted(&self) -> Vec<TopicPartition> {
-        let partitions = self
-            .inner
-            .partitions
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
-        let mut hosted: Vec<TopicPartition> = partitions
-            .keys()
-            .map(|(topic, partition)| TopicPartition {
-                topic: topic.clone(),
-                partition: *partition,
-            })
+        let mut hosted: Vec<TopicPartition> = self
+            .all_partitions()
+            .into_iter()
+            .map(|((topic, partition), _)| TopicPartition { topic, partition })
             .collect();
         hosted.sort();
         hosted
     }
+
+    /// The partitions this broker leads, with their data handles (for the in-sync
+    /// checks).
+    pub(crate) fn led_partitions(&self) -> Vec<(PartitionKey, Arc<Partition>)> {
+        self.all_partitions()
+            .into_iter()
+            .filter(|(_, part)| part.lock().replica.is_leader())
+            .collect()
+    }
+}
+
+fn range_error(err: LogError, topic: &Topic, partition: u32) -> Error {
+    match err {
+        LogError::OffsetOutOfRange {
+            requested,
+            start,
+            end,
+        } => Error::OffsetOutOfRange {
+            topic: topic.to_string(),
+            partition,
+            requested,
+            start,
+            end,
+        },
+        other => log_error(other),
+    }
 }
 
 fn delete_partition(part: &Partition) -> Result<(), Error> {
-    let mut guard = part.log.lock().unwrap_or_else(|p| p.into_inner());
-    match guard.take() {
+    let log = part.lock().log.take();
+    part.notify_all();
+    match log {
         Some(log) => log.delete().map_err(log_error),
         None => Ok(()),
     }
@@ -381,10 +735,31 @@ fn io_error(op: &str, path: &Path, err: std::io::Error) -> Error {
     }
 }
 
-/// Maps storage-engine errors to the library's: a bad batch is the client's fault.
+/// Maps storage-engine errors to the library's: a bad batch or a producer out of
+/// sequence is the client's fault.
 pub(crate) fn log_error(err: LogError) -> Error {
     match err {
         LogError::InvalidBatch(e) => Error::invalid(format!("bad record batch: {e}")),
+        LogError::OutOfOrderSequence {
+            producer_id,
+            expected,
+            found,
+        } => Error::OutOfOrderSequence {
+            producer_id,
+            reason: format!("expected sequence {expected}, got {found}"),
+        },
+        LogError::ProducerFenced {
+            producer_id,
+            epoch,
+            current_epoch,
+        } => Error::OutOfOrderSequence {
+            producer_id,
+            reason: format!("producer epoch {epoch} is fenced by epoch {current_epoch}"),
+        },
+        err @ LogError::InvalidProducerFields { .. } => Error::invalid(err.to_string()),
+        err @ LogError::StaleLeaderEpoch { .. } => Error::StaleEpoch {
+            reason: err.to_string(),
+        },
         other => Error::storage_chain(&other),
     }
 }
@@ -395,8 +770,10 @@ mod tests {
     use crate::protocol::batch::BatchBuilder;
     use crate::protocol::control::AssignedPartition;
 
+    /// An assignment making broker 0 the lone leader of each partition.
     fn assignment(version: u64, parts: &[(&str, u64, u32)]) -> BrokerAssignment {
         BrokerAssignment {
+            broker_id: 0,
             version,
             partitions: parts
                 .iter()
@@ -404,6 +781,14 @@ mod tests {
                     topic: Topic::from(*t),
                     topic_id: *id,
                     partition: *p,
+                    state: ReplicaSet {
+                        leader: Some(0),
+                        leader_addr: Some(ServerId::from("127.0.0.1:1")),
+                        leader_epoch: 0,
+                        partition_epoch: 0,
+                        replicas: vec![0],
+                        in_sync: vec![0],
+                    },
                 })
                 .collect(),
         }
@@ -433,12 +818,14 @@ mod tests {
         assert_eq!(
             svc.produce(&t, 0, &mut one_record(b"a"))
                 .unwrap()
+                .0
                 .base_offset,
             0
         );
         assert_eq!(
             svc.produce(&t, 0, &mut one_record(b"b"))
                 .unwrap()
+                .0
                 .base_offset,
             1
         );
@@ -460,6 +847,7 @@ mod tests {
         assert_eq!(
             svc.produce(&t, 0, &mut one_record(b"c"))
                 .unwrap()
+                .0
                 .base_offset,
             0
         );
@@ -475,10 +863,10 @@ mod tests {
     fn partitions_survive_a_restart_and_bad_batches_are_client_errors() {
         let dir = tempfile::tempdir().unwrap();
         let t = Topic::from("t");
+        let assigned = assignment(1, &[("t", 1, 0)]);
         {
             let svc = service(dir.path());
-            svc.apply_assignment(&assignment(1, &[("t", 1, 0)]))
-                .unwrap();
+            svc.apply_assignment(&assigned).unwrap();
             svc.produce(&t, 0, &mut one_record(b"kept")).unwrap();
             assert!(matches!(
                 svc.produce(&t, 0, &mut b"garbage".to_vec()),
@@ -487,6 +875,14 @@ mod tests {
             svc.sync_all().unwrap();
         }
         let svc = service(dir.path());
+        assert!(
+            matches!(
+                svc.fetch(&t, 0, 0, 1 << 20),
+                Err(Error::NotPartitionOwner { .. })
+            ),
+            "a reopened partition serves nothing until assigned"
+        );
+        svc.apply_assignment(&assigned).unwrap();
         let fetched = svc.fetch(&t, 0, 0, 1 << 20).unwrap();
         assert_eq!(fetched.end_offset, 1);
         assert!(!fetched.batches.is_empty());

@@ -40,6 +40,14 @@ pub struct Args {
     /// Largest produce request accepted (bigger ones get HTTP 413)
     #[structopt(long, default_value = "16777216")]
     max_request_bytes: u64,
+    /// Largest single record (key plus value) accepted (a batch holding a bigger one
+    /// gets HTTP 413 `record_too_large` and nothing of it is written)
+    #[structopt(long, default_value = "1048576")]
+    max_record_bytes: u64,
+    /// A follower that has not caught up with the leader for this long leaves the
+    /// partition's in-sync replicas
+    #[structopt(long, default_value = "3000")]
+    replica_lag_ms: u64,
     #[structopt(flatten)]
     auth: AuthArgs,
 }
@@ -61,6 +69,8 @@ impl Args {
             ..LogConfig::default()
         };
         config.max_request_bytes = self.max_request_bytes;
+        config.max_record_bytes = self.max_record_bytes;
+        config.replication.max_lag = Duration::from_millis(self.replica_lag_ms.max(1));
         config.auth_token = self.auth.auth_token;
         let started = start_broker(config, listener).await?;
         let addr = started.handle.addr();

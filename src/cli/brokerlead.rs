@@ -24,7 +24,12 @@ pub struct Args {
     /// Partition count of topics created without one
     #[structopt(long, default_value = "3")]
     partitions: u32,
-    /// A broker without a heartbeat for this long is marked dead
+    /// Replication factor of topics created without one (default: 3, or the number
+    /// of live brokers if fewer)
+    #[structopt(long)]
+    replication_factor: Option<u32>,
+    /// A broker without a heartbeat for this long is declared dead: the partitions it
+    /// led get new leaders from their in-sync replicas
     #[structopt(long, default_value = "3000")]
     broker_timeout_ms: u64,
     /// A consumer that does not poll for this long leaves its group
@@ -45,6 +50,7 @@ impl Args {
         let config = LeaderConfig {
             data_dir: self.data_dir,
             default_partitions: self.partitions,
+            default_replication_factor: self.replication_factor,
             broker_timeout: Duration::from_millis(self.broker_timeout_ms),
             session_timeout: Duration::from_millis(self.session_timeout_ms),
             fsync: self.fsync,

@@ -19,6 +19,15 @@ pub struct Args {
     /// Partition count of topics created without one
     #[structopt(long, default_value = "3")]
     partitions: usize,
+    /// Replication factor of topics created without one (default: min(3, brokers))
+    #[structopt(long)]
+    replication_factor: Option<u32>,
+    /// Largest produce request a broker accepts (bigger ones get HTTP 413)
+    #[structopt(long, default_value = "16777216")]
+    max_request_bytes: u64,
+    /// Largest single record (key plus value) a broker accepts
+    #[structopt(long, default_value = "1048576")]
+    max_record_bytes: u64,
     /// The leader's address (port 0 picks a free port); brokers take free ports on the same host
     #[structopt(long, default_value = DEFAULT_LEADER)]
     addr: String,
@@ -43,6 +52,9 @@ impl Args {
         let cluster = Cluster::start(ClusterConfig {
             brokers: self.brokers,
             partitions_per_topic: self.partitions,
+            replication_factor: self.replication_factor,
+            max_request_bytes: self.max_request_bytes,
+            max_record_bytes: self.max_record_bytes,
             data_dir: Some(self.data_dir),
             leader_addr: self.addr,
             broker_host: host,

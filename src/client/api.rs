@@ -7,16 +7,17 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::broker::membership::ControllerLink;
+use crate::broker::replication::{PeerLink, ReplicaFetched};
 use crate::error::Error;
 use crate::http::client::{BytesResponse, HttpClient};
 use crate::leader::BrokerLink;
 use crate::names::{ConsumerGroupId, ServerId, Topic};
 use crate::protocol::control::{
-    Ack, BrokerAssignment, BrokerId, ClusterMetadata, CommitRequest, CommitResponse,
-    CreateTopicRequest, EndOffsetsRequest, EndOffsetsResponse, HeartbeatRequest, HeartbeatResponse,
-    JoinGroupRequest, MemberRequest, MemberState, OffsetMove, ProduceResponse,
-    RegisterBrokerRequest, RegisterBrokerResponse, RegisterConsumerRequest, SubscriptionRequest,
-    TopicMetadata, TopicPartition,
+    Ack, Acks, AlterInSyncRequest, BrokerAssignment, BrokerId, ClusterMetadata, CommitRequest,
+    CommitResponse, CreateTopicRequest, EndOffsetsRequest, EndOffsetsResponse, EpochEndResponse,
+    HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, MemberRequest, MemberState, OffsetMove,
+    ProduceResponse, ProducerIdResponse, RegisterBrokerRequest, RegisterBrokerResponse,
+    RegisterConsumerRequest, ReplicaSet, SubscriptionRequest, TopicMetadata, TopicPartition,
 };
 
 /// The leader's API.
@@ -49,17 +50,39 @@ impl LeaderClient {
             .await
     }
 
+    /// One topic with each partition's high watermark.
+    pub async fn describe(&self, topic: &Topic) -> Result<TopicMetadata, Error> {
+        self.http
+            .get_json(&self.addr, &format!("/topics/{topic}/partitions"))
+            .await
+    }
+
     /// Creates a topic.
     pub async fn create_topic(
         &self,
         topic: &Topic,
         partitions: Option<u32>,
+        replication_factor: Option<u32>,
     ) -> Result<TopicMetadata, Error> {
         let body = CreateTopicRequest {
             name: topic.clone(),
             partitions,
+            replication_factor,
         };
         self.http.post_json(&self.addr, "/topics", &body).await
+    }
+
+    /// A new idempotent producer id.
+    pub async fn new_producer_id(&self) -> Result<i64, Error> {
+        let res: ProducerIdResponse = self.http.post_json(&self.addr, "/producers", &()).await?;
+        Ok(res.producer_id)
+    }
+
+    /// Asks to change a partition's in-sync set (partition leaders only).
+    pub async fn alter_in_sync(&self, request: &AlterInSyncRequest) -> Result<ReplicaSet, Error> {
+        self.http
+            .post_json(&self.addr, "/partitions/in-sync", request)
+            .await
     }
 
     /// Removes a topic.
@@ -201,18 +224,24 @@ impl BrokerClient {
         BrokerClient { http }
     }
 
-    /// Appends one encoded record batch.
+    /// Appends one encoded record batch; the leader answers as `acks` says, waiting
+    /// at most `ack_timeout` for the in-sync replicas.
     pub async fn produce(
         &self,
         broker: &ServerId,
         topic: &Topic,
         partition: u32,
         batch: Arc<Vec<u8>>,
+        acks: Acks,
+        ack_timeout: Duration,
     ) -> Result<ProduceResponse, Error> {
+        let timeout_ms = ack_timeout.as_millis();
         self.http
             .post_shared(
                 broker,
-                &format!("/partitions/{topic}/{partition}/records"),
+                &format!(
+                    "/partitions/{topic}/{partition}/records?acks={acks}&timeout_ms={timeout_ms}"
+                ),
                 batch,
             )
             .await
@@ -271,5 +300,71 @@ impl BrokerLink for BrokerClient {
             });
         }
         Ok(res.end_offsets)
+    }
+}
+
+/// The links a broker uses for replication: other brokers, and the leader for
+/// in-sync changes.
+#[derive(Clone, Debug)]
+pub struct PeerClient {
+    leader: LeaderClient,
+    brokers: BrokerClient,
+}
+
+impl PeerClient {
+    /// Links through `leader` and `brokers`.
+    pub fn new(leader: LeaderClient, brokers: BrokerClient) -> PeerClient {
+        PeerClient { leader, brokers }
+    }
+}
+
+#[async_trait]
+impl PeerLink for PeerClient {
+    async fn replica_fetch(
+        &self,
+        leader: &ServerId,
+        topic: &Topic,
+        partition: u32,
+        replica: u32,
+        leader_epoch: u32,
+        offset: u64,
+        max_wait: Duration,
+    ) -> Result<ReplicaFetched, Error> {
+        let wait_ms = max_wait.as_millis();
+        let res = self
+            .brokers
+            .http
+            .get_bytes(
+                leader,
+                &format!("/partitions/{topic}/{partition}/replica?replica={replica}&epoch={leader_epoch}&offset={offset}&max_wait_ms={wait_ms}"),
+            )
+            .await?;
+        let high_watermark = res.high_watermark.ok_or_else(|| Error::Protocol {
+            reason: format!("{leader} sent a replica fetch answer without a high watermark"),
+        })?;
+        Ok(ReplicaFetched {
+            batches: res.body,
+            high_watermark,
+        })
+    }
+
+    async fn epoch_end(
+        &self,
+        leader: &ServerId,
+        topic: &Topic,
+        partition: u32,
+        epoch: u32,
+    ) -> Result<EpochEndResponse, Error> {
+        self.brokers
+            .http
+            .get_json(
+                leader,
+                &format!("/partitions/{topic}/{partition}/epoch-end?epoch={epoch}"),
+            )
+            .await
+    }
+
+    async fn alter_in_sync(&self, request: &AlterInSyncRequest) -> Result<ReplicaSet, Error> {
+        self.leader.alter_in_sync(request).await
     }
 }

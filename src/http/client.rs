@@ -29,10 +29,15 @@ pub struct BytesResponse {
     pub body: Vec<u8>,
     /// The `logbrook-end-offset` header, when present.
     pub end_offset: Option<u64>,
+    /// The `logbrook-high-watermark` header, when present.
+    pub high_watermark: Option<u64>,
 }
 
-/// The header carrying a partition's log end offset in fetch answers.
+/// The header carrying a partition's end in fetch answers (for consumers, the high
+/// watermark: the end of what they may read).
 pub const END_OFFSET_HEADER: &str = "logbrook-end-offset";
+/// The header carrying the leader's high watermark in fetch answers.
+pub const HIGH_WATERMARK_HEADER: &str = "logbrook-high-watermark";
 
 impl HttpClient {
     /// A client whose requests time out after `timeout`.
@@ -50,6 +55,14 @@ impl HttpClient {
             client,
             timeout,
             auth_token: None,
+        }
+    }
+
+    /// The same client (sharing its connections) with another request timeout.
+    pub fn with_timeout(&self, timeout: Duration) -> HttpClient {
+        HttpClient {
+            timeout,
+            ..self.clone()
         }
     }
 
@@ -191,14 +204,21 @@ impl HttpClient {
         let mut res = self
             .send(addr, Self::request(surf::http::Method::Get, addr, path)?)
             .await?;
-        let end_offset = res
-            .header(END_OFFSET_HEADER)
-            .and_then(|v| v.last().as_str().parse().ok());
+        let header = |name: &str| {
+            res.header(name)
+                .and_then(|v| v.last().as_str().parse::<u64>().ok())
+        };
+        let end_offset = header(END_OFFSET_HEADER);
+        let high_watermark = header(HIGH_WATERMARK_HEADER);
         let body = res.body_bytes().await.map_err(|e| Error::Unavailable {
             addr: addr.to_string(),
             reason: format!("answer cut short: {e}"),
         })?;
-        Ok(BytesResponse { body, end_offset })
+        Ok(BytesResponse {
+            body,
+            end_offset,
+            high_watermark,
+        })
     }
 }
 

@@ -6,17 +6,22 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::names::{ServerId, Topic};
 use crate::protocol::control::{BrokerId, TopicPartition};
 
-/// Places `count` new partitions on the live brokers. The topic itself is spread
-/// evenly first (every broker gets `count / brokers` or one more), and the brokers
-/// hosting the fewest partitions cluster-wide (ties to the lowest id) get the extra
-/// ones, so both one topic and the cluster stay even. `load` is the current
-/// partition count per broker. Returns `None` when there is no live broker.
+/// Places the replicas of `count` new partitions on the live brokers: for each
+/// partition, `replication_factor` distinct brokers, the preferred leader first.
+/// Leaders are spread evenly over the topic first (every broker leads `count /
+/// brokers` or one more), and the brokers hosting the fewest replicas cluster-wide
+/// (ties to the lowest id) get the extra ones; followers are the next brokers in
+/// that order, so both one topic and the cluster stay even. `load` is the current
+/// replica count per broker. Returns `None` when fewer live brokers than
+/// `replication_factor` (or none) are available.
 pub fn place_partitions(
     count: u32,
+    replication_factor: u32,
     live_brokers: &[BrokerId],
     load: &BTreeMap<BrokerId, usize>,
-) -> Option<Vec<BrokerId>> {
-    if live_brokers.is_empty() {
+) -> Option<Vec<Vec<BrokerId>>> {
+    let rf = replication_factor as usize;
+    if live_brokers.is_empty() || rf == 0 || rf > live_brokers.len() {
         return None;
     }
     let mut by_load: Vec<(usize, BrokerId)> = live_brokers
@@ -24,9 +29,10 @@ pub fn place_partitions(
         .map(|id| (load.get(id).copied().unwrap_or(0), *id))
         .collect();
     by_load.sort_unstable();
+    let n = by_load.len();
     Some(
         (0..count as usize)
-            .map(|p| by_load[p % by_load.len()].1)
+            .map(|p| (0..rf).map(|r| by_load[(p + r) % n].1).collect())
             .collect(),
     )
 }
@@ -97,7 +103,8 @@ mod tests {
     fn partitions_spread_evenly_over_brokers_and_topics() {
         let mut load = BTreeMap::new();
         let brokers = [1, 2, 3];
-        let first = place_partitions(3, &brokers, &load).unwrap();
+        let leaders = |placed: Vec<Vec<BrokerId>>| placed.iter().map(|r| r[0]).collect::<Vec<_>>();
+        let first = leaders(place_partitions(3, 1, &brokers, &load).unwrap());
         assert_eq!(first, vec![1, 2, 3]);
         for b in &first {
             *load.entry(*b).or_insert(0) += 1;
@@ -105,19 +112,33 @@ mod tests {
         // Single-partition topics do not all land on broker 1.
         let mut seen = Vec::new();
         for _ in 0..3 {
-            let p = place_partitions(1, &brokers, &load).unwrap();
+            let p = leaders(place_partitions(1, 1, &brokers, &load).unwrap());
             *load.entry(p[0]).or_insert(0) += 1;
             seen.push(p[0]);
         }
         seen.sort();
         assert_eq!(seen, vec![1, 2, 3]);
         assert_eq!(
-            place_partitions(7, &brokers, &BTreeMap::new())
+            place_partitions(7, 1, &brokers, &BTreeMap::new())
                 .unwrap()
                 .len(),
             7
         );
-        assert!(place_partitions(1, &[], &load).is_none());
+        assert!(place_partitions(1, 1, &[], &load).is_none());
+    }
+
+    #[test]
+    fn replicas_are_distinct_and_followers_spread() {
+        let brokers = [1, 2, 3];
+        let placed = place_partitions(6, 3, &brokers, &BTreeMap::new()).unwrap();
+        for replicas in &placed {
+            let distinct: BTreeSet<_> = replicas.iter().collect();
+            assert_eq!(distinct.len(), 3, "{placed:?}");
+        }
+        let two = place_partitions(3, 2, &brokers, &BTreeMap::new()).unwrap();
+        assert_eq!(two, vec![vec![1, 2], vec![2, 3], vec![3, 1]]);
+        assert!(place_partitions(1, 4, &brokers, &BTreeMap::new()).is_none());
+        assert!(place_partitions(1, 0, &brokers, &BTreeMap::new()).is_none());
     }
 
     #[test]

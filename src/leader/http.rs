@@ -8,8 +8,9 @@ use crate::http::auth::RequireToken;
 use crate::http::reply::{json_body, name_param, number_param, reply, JsonErrors};
 use crate::names::{ConsumerGroupId, Topic};
 use crate::protocol::control::{
-    Ack, CommitRequest, CreateTopicRequest, HeartbeatRequest, JoinGroupRequest, MemberRequest,
-    RegisterBrokerRequest, RegisterConsumerRequest, SubscriptionRequest,
+    Ack, AlterInSyncRequest, CommitRequest, CreateTopicRequest, HeartbeatRequest, JoinGroupRequest,
+    MemberRequest, ProducerIdResponse, RegisterBrokerRequest, RegisterConsumerRequest,
+    SubscriptionRequest,
 };
 
 use super::Leader;
@@ -23,6 +24,9 @@ pub fn app(leader: Leader) -> tide::Server<Leader> {
     app.at("/metadata").get(metadata);
     app.at("/topics").post(create_topic);
     app.at("/topics/:topic").get(topic).delete(remove_topic);
+    app.at("/topics/:topic/partitions").get(describe_topic);
+    app.at("/partitions/in-sync").post(alter_in_sync);
+    app.at("/producers").post(new_producer);
     app.at("/brokers/register").post(register_broker);
     app.at("/brokers/:id/heartbeat").post(heartbeat);
     app.at("/brokers/:id/assignment").get(broker_assignment);
@@ -54,7 +58,39 @@ async fn create_topic(mut req: Request<Leader>) -> tide::Result {
     reply(
         async {
             let body: CreateTopicRequest = json_body(&mut req).await?;
-            req.state().create_topic(&body.name, body.partitions).await
+            req.state()
+                .create_topic(&body.name, body.partitions, body.replication_factor)
+                .await
+        }
+        .await,
+    )
+}
+
+async fn describe_topic(req: Request<Leader>) -> tide::Result {
+    reply(
+        async {
+            let topic: Topic = name_param(&req, "topic")?;
+            req.state().describe_topic(&topic).await
+        }
+        .await,
+    )
+}
+
+async fn alter_in_sync(mut req: Request<Leader>) -> tide::Result {
+    reply(
+        async {
+            let body: AlterInSyncRequest = json_body(&mut req).await?;
+            req.state().alter_in_sync(&body).await
+        }
+        .await,
+    )
+}
+
+async fn new_producer(req: Request<Leader>) -> tide::Result {
+    reply(
+        async {
+            let producer_id = req.state().new_producer_id().await?;
+            Ok::<_, Error>(ProducerIdResponse { producer_id })
         }
         .await,
     )

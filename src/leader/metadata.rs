@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::names::{ConsumerGroupId, ServerId, Topic};
 use crate::protocol::control::{
-    AssignedPartition, BrokerAssignment, BrokerId, BrokerInfo, PartitionInfo, TopicMetadata,
+    AlterInSyncRequest, AssignedPartition, BrokerAssignment, BrokerId, BrokerInfo, PartitionInfo,
+    ReplicaSet, TopicMetadata,
 };
 
 use super::assign::place_partitions;
@@ -26,13 +27,125 @@ pub struct BrokerRecord {
     pub addr: ServerId,
 }
 
-/// A topic: its incarnation id and the broker hosting each partition.
+/// A topic: its incarnation id and the replicas of each partition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicRecord {
     /// Unique per creation of the name.
     pub topic_id: u64,
-    /// `placement[p]` hosts partition `p`.
-    pub placement: Vec<BrokerId>,
+    /// Copies of each partition.
+    pub replication_factor: u32,
+    /// `partitions[p]` is partition `p`'s replication state.
+    pub partitions: Vec<PartitionState>,
+}
+
+/// One partition's replicas, leader and in-sync set, as the controller decides them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionState {
+    /// Every replica, the preferred leader first.
+    pub replicas: Vec<BrokerId>,
+    /// The leader, `None` while no in-sync replica is alive (the partition is offline).
+    pub leader: Option<BrokerId>,
+    /// Bumped each time the leader changes.
+    pub leader_epoch: u32,
+    /// Bumped on every change of `leader` or `in_sync`.
+    pub partition_epoch: u64,
+    /// Replicas holding every committed record; never empty (when the last one dies
+    /// it stays, so the partition waits for it instead of losing records).
+    pub in_sync: Vec<BrokerId>,
+}
+
+impl PartitionState {
+    fn new(replicas: Vec<BrokerId>) -> PartitionState {
+        PartitionState {
+            leader: replicas.first().copied(),
+            in_sync: replicas.clone(),
+            replicas,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        }
+    }
+
+    /// The broker `dead` is gone: it leaves the in-sync set (unless it is the last
+    /// member) and, if it led, the first live in-sync replica in preference order
+    /// takes over with a new epoch. Returns whether anything changed.
+    fn fail(&mut self, dead: BrokerId, alive: &BTreeSet<BrokerId>) -> bool {
+        if !self.in_sync.contains(&dead) {
+            return false;
+        }
+        if self.in_sync.len() > 1 {
+            self.in_sync.retain(|b| *b != dead);
+        }
+        if self.leader == Some(dead) {
+            self.leader = self.first_live_in_sync(alive, Some(dead));
+            self.leader_epoch += 1;
+        }
+        self.partition_epoch += 1;
+        true
+    }
+
+    /// The broker `b` restarted (it registered again): its memory is fresh and its disk
+    /// may have lost unsynced records, so if another in-sync replica is alive it
+    /// leaves the in-sync set like a failed broker and catches up as a follower. If
+    /// it is the only live in-sync replica it keeps its place (there is nobody better
+    /// to copy from) and, if it leads, leads in a new epoch.
+    fn restart(&mut self, b: BrokerId, alive: &BTreeSet<BrokerId>) -> bool {
+        if !self.in_sync.contains(&b) {
+            return false;
+        }
+        let other_alive = self.in_sync.iter().any(|r| *r != b && alive.contains(r));
+        if other_alive {
+            return self.fail(b, alive);
+        }
+        if self.leader == Some(b) {
+            self.leader_epoch += 1;
+            self.partition_epoch += 1;
+            return true;
+        }
+        false
+    }
+
+    /// Moves leadership back to the preferred replica (the first) when it is alive,
+    /// in sync and not leading, so leaders spread again after failures.
+    fn prefer(&mut self, alive: &BTreeSet<BrokerId>) -> bool {
+        let Some(&preferred) = self.replicas.first() else {
+            return false;
+        };
+        if self.leader == Some(preferred)
+            || !alive.contains(&preferred)
+            || !self.in_sync.contains(&preferred)
+        {
+            return false;
+        }
+        self.leader = Some(preferred);
+        self.leader_epoch += 1;
+        self.partition_epoch += 1;
+        true
+    }
+
+    /// The broker `back` is alive: an offline partition it can lead gets it as leader.
+    fn recover(&mut self, alive: &BTreeSet<BrokerId>) -> bool {
+        if self.leader.is_some() {
+            return false;
+        }
+        let Some(leader) = self.first_live_in_sync(alive, None) else {
+            return false;
+        };
+        self.leader = Some(leader);
+        self.leader_epoch += 1;
+        self.partition_epoch += 1;
+        true
+    }
+
+    fn first_live_in_sync(
+        &self,
+        alive: &BTreeSet<BrokerId>,
+        except: Option<BrokerId>,
+    ) -> Option<BrokerId> {
+        self.replicas
+            .iter()
+            .copied()
+            .find(|b| Some(*b) != except && self.in_sync.contains(b) && alive.contains(b))
+    }
 }
 
 /// Everything the leader persists.
@@ -44,6 +157,9 @@ pub struct Metadata {
     pub next_broker_id: BrokerId,
     /// The id the next new topic gets.
     pub next_topic_id: u64,
+    /// The id the next idempotent producer gets.
+    #[serde(default)]
+    pub next_producer_id: i64,
     /// Registered brokers.
     pub brokers: BTreeMap<BrokerId, BrokerRecord>,
     /// Topics.
@@ -96,15 +212,24 @@ impl Metadata {
     pub fn partition_counts(&self) -> BTreeMap<Topic, u32> {
         self.topics
             .iter()
-            .map(|(t, r)| (t.clone(), r.placement.len() as u32))
+            .map(|(t, r)| (t.clone(), r.partitions.len() as u32))
             .collect()
     }
 
-    /// Creates a topic with its partitions placed on `live` brokers.
+    /// Hands out a new idempotent producer id.
+    pub fn new_producer_id(&mut self) -> i64 {
+        let id = self.next_producer_id;
+        self.next_producer_id += 1;
+        id
+    }
+
+    /// Creates a topic with `replication_factor` replicas of each partition placed on
+    /// `live` brokers.
     pub fn create_topic(
         &mut self,
         topic: &Topic,
         partitions: u32,
+        replication_factor: u32,
         live: &[BrokerId],
     ) -> Result<(), Error> {
         topic.validate()?;
@@ -118,15 +243,23 @@ impl Metadata {
                 "topic '{topic}' needs 1 to {MAX_PARTITIONS_PER_TOPIC} partitions, not {partitions}"
             )));
         }
+        if replication_factor == 0 {
+            return Err(Error::invalid(format!(
+                "topic '{topic}' needs a replication factor of at least 1"
+            )));
+        }
         let mut load: BTreeMap<BrokerId, usize> = BTreeMap::new();
         for record in self.topics.values() {
-            for b in &record.placement {
+            for b in record.partitions.iter().flat_map(|p| &p.replicas) {
                 *load.entry(*b).or_default() += 1;
             }
         }
-        let placement =
-            place_partitions(partitions, live, &load).ok_or_else(|| Error::NoBrokers {
-                reason: format!("cannot place the partitions of topic '{topic}'"),
+        let placement = place_partitions(partitions, replication_factor, live, &load)
+            .ok_or_else(|| Error::NoBrokers {
+                reason: format!(
+                    "topic '{topic}' needs {replication_factor} live broker(s) for its replicas, {} are up",
+                    live.len()
+                ),
             })?;
         let topic_id = self.next_topic_id;
         self.next_topic_id += 1;
@@ -134,7 +267,8 @@ impl Metadata {
             topic.clone(),
             TopicRecord {
                 topic_id,
-                placement,
+                replication_factor,
+                partitions: placement.into_iter().map(PartitionState::new).collect(),
             },
         );
         self.assignment_version += 1;
@@ -187,6 +321,26 @@ impl Metadata {
             .unwrap_or_else(|| ServerId::from(format!("unknown-broker-{id}")))
     }
 
+    /// Every broker holding a replica of the topic.
+    pub fn hosts_of(&self, topic: &Topic) -> Result<BTreeSet<BrokerId>, Error> {
+        Ok(self
+            .topic(topic)?
+            .partitions
+            .iter()
+            .flat_map(|p| p.replicas.iter().copied())
+            .collect())
+    }
+
+    /// A partition's state, if the topic and partition exist.
+    pub fn partition(&self, topic: &Topic, partition: u32) -> Option<&PartitionState> {
+        self.topics.get(topic)?.partitions.get(partition as usize)
+    }
+
+    /// The live leader of a partition, if it has one.
+    pub fn leader_of(&self, topic: &Topic, partition: u32) -> Option<BrokerId> {
+        self.partition(topic, partition)?.leader
+    }
+
     /// A topic's public metadata; `alive` says which brokers are up.
     pub fn topic_metadata(
         &self,
@@ -194,21 +348,173 @@ impl Metadata {
         alive: &BTreeSet<BrokerId>,
     ) -> Result<TopicMetadata, Error> {
         let record = self.topic(topic)?;
+        let addrs = |ids: &[BrokerId]| ids.iter().map(|b| self.broker_addr(*b)).collect();
         Ok(TopicMetadata {
             name: topic.clone(),
             topic_id: record.topic_id,
+            replication_factor: record.replication_factor,
             partitions: record
-                .placement
+                .partitions
                 .iter()
                 .enumerate()
-                .map(|(p, &broker_id)| PartitionInfo {
-                    partition: p as u32,
-                    broker_id,
-                    broker_addr: self.broker_addr(broker_id),
-                    alive: alive.contains(&broker_id),
+                .map(|(p, state)| {
+                    // An offline partition names its last in-sync replica: the broker
+                    // it waits for.
+                    let broker_id = state
+                        .leader
+                        .or_else(|| state.in_sync.first().copied())
+                        .unwrap_or_default();
+                    PartitionInfo {
+                        partition: p as u32,
+                        broker_id,
+                        broker_addr: self.broker_addr(broker_id),
+                        alive: state.leader.is_some_and(|l| alive.contains(&l)),
+                        leader_epoch: state.leader_epoch,
+                        replicas: addrs(&state.replicas),
+                        in_sync: addrs(&state.in_sync),
+                        high_watermark: None,
+                    }
                 })
                 .collect(),
         })
+    }
+
+    /// The replica set of a partition as brokers receive it.
+    pub fn replica_set(&self, state: &PartitionState) -> ReplicaSet {
+        ReplicaSet {
+            leader: state.leader,
+            leader_addr: state.leader.map(|l| self.broker_addr(l)),
+            leader_epoch: state.leader_epoch,
+            partition_epoch: state.partition_epoch,
+            replicas: state.replicas.clone(),
+            in_sync: state.in_sync.clone(),
+        }
+    }
+
+    /// A broker died (missed heartbeats, or restarted): it leaves every in-sync set
+    /// and the partitions it led elect a new leader. Returns the brokers whose
+    /// partitions changed (to tell them).
+    pub fn fail_broker(
+        &mut self,
+        dead: BrokerId,
+        alive: &BTreeSet<BrokerId>,
+    ) -> BTreeSet<BrokerId> {
+        self.change_partitions(|state| state.fail(dead, alive))
+    }
+
+    /// A broker is alive (again): offline partitions it can lead get it as leader.
+    /// Returns the brokers whose partitions changed.
+    pub fn recover_broker(&mut self, alive: &BTreeSet<BrokerId>) -> BTreeSet<BrokerId> {
+        self.change_partitions(|state| state.recover(alive))
+    }
+
+    /// A broker restarted (see [`PartitionState`]'s rule). Returns the brokers whose
+    /// partitions changed.
+    pub fn restart_broker(
+        &mut self,
+        b: BrokerId,
+        alive: &BTreeSet<BrokerId>,
+    ) -> BTreeSet<BrokerId> {
+        self.change_partitions(|state| state.restart(b, alive))
+    }
+
+    /// Gives every partition whose preferred replica is alive and in sync back to
+    /// it. Returns the brokers whose partitions changed.
+    pub fn elect_preferred(&mut self, alive: &BTreeSet<BrokerId>) -> BTreeSet<BrokerId> {
+        self.change_partitions(|state| state.prefer(alive))
+    }
+
+    /// Applies `change` to every partition; collects the replicas of those changed
+    /// and bumps the assignment version if any did.
+    fn change_partitions(
+        &mut self,
+        mut change: impl FnMut(&mut PartitionState) -> bool,
+    ) -> BTreeSet<BrokerId> {
+        let mut touched = BTreeSet::new();
+        for record in self.topics.values_mut() {
+            for state in &mut record.partitions {
+                if change(state) {
+                    touched.extend(state.replicas.iter().copied());
+                }
+            }
+        }
+        if !touched.is_empty() {
+            self.assignment_version += 1;
+        }
+        touched
+    }
+
+    /// A partition leader's request to change the in-sync set: accepted only from the
+    /// current leader, in its current leader and partition epochs, naming replicas of
+    /// the partition, itself included, and adding only live brokers. Returns the new
+    /// state.
+    pub fn alter_in_sync(
+        &mut self,
+        request: &AlterInSyncRequest,
+        alive: &BTreeSet<BrokerId>,
+    ) -> Result<&PartitionState, Error> {
+        let topic = &request.topic;
+        let record = self
+            .topics
+            .get_mut(topic)
+            .filter(|r| r.topic_id == request.topic_id)
+            .ok_or_else(|| Error::UnknownTopic {
+                topic: topic.to_string(),
+            })?;
+        let state = record
+            .partitions
+            .get_mut(request.partition as usize)
+            .ok_or_else(|| Error::UnknownPartition {
+                topic: topic.to_string(),
+                partition: request.partition,
+            })?;
+        if state.leader != Some(request.leader)
+            || state.leader_epoch != request.leader_epoch
+            || state.partition_epoch != request.partition_epoch
+        {
+            return Err(Error::StaleEpoch {
+                reason: format!(
+                    "'{topic}' partition {}: broker {} asked in leader epoch {} / partition epoch {}, \
+                     the partition is at leader {:?}, epochs {} / {}",
+                    request.partition,
+                    request.leader,
+                    request.leader_epoch,
+                    request.partition_epoch,
+                    state.leader,
+                    state.leader_epoch,
+                    state.partition_epoch
+                ),
+            });
+        }
+        let mut wanted: Vec<BrokerId> = Vec::new();
+        for b in &request.in_sync {
+            if !state.replicas.contains(b) {
+                return Err(Error::invalid(format!(
+                    "broker {b} is not a replica of '{topic}' partition {}",
+                    request.partition
+                )));
+            }
+            let added = !state.in_sync.contains(b);
+            if added && !alive.contains(b) {
+                return Err(Error::invalid(format!(
+                    "broker {b} is not alive: it cannot join the in-sync set"
+                )));
+            }
+            if !wanted.contains(b) {
+                wanted.push(*b);
+            }
+        }
+        if !wanted.contains(&request.leader) {
+            return Err(Error::invalid("the in-sync set must include the leader"));
+        }
+        // Keep preference order, so describe output is stable.
+        wanted.sort_by_key(|b| state.replicas.iter().position(|r| r == b));
+        if wanted != state.in_sync {
+            state.in_sync = wanted;
+            state.partition_epoch += 1;
+            self.assignment_version += 1;
+        }
+        Ok(state)
     }
 
     /// Every broker with its liveness.
@@ -223,25 +529,27 @@ impl Metadata {
             .collect()
     }
 
-    /// The partitions a broker must host.
+    /// The partitions a broker must host (as leader or follower).
     pub fn assignment_of(&self, broker: BrokerId) -> BrokerAssignment {
         let partitions = self
             .topics
             .iter()
             .flat_map(|(topic, record)| {
                 record
-                    .placement
+                    .partitions
                     .iter()
                     .enumerate()
-                    .filter(move |(_, &b)| b == broker)
-                    .map(move |(p, _)| AssignedPartition {
+                    .filter(move |(_, state)| state.replicas.contains(&broker))
+                    .map(move |(p, state)| AssignedPartition {
                         topic: topic.clone(),
                         topic_id: record.topic_id,
                         partition: p as u32,
+                        state: self.replica_set(state),
                     })
             })
             .collect();
         BrokerAssignment {
+            broker_id: broker,
             version: self.assignment_version,
             partitions,
         }
@@ -305,15 +613,21 @@ mod tests {
     fn topics_are_created_once_and_recreated_with_a_new_id() {
         let mut m = meta_with_brokers(3);
         let t = Topic::from("orders");
-        m.create_topic(&t, 3, &[0, 1, 2]).unwrap();
+        m.create_topic(&t, 3, 1, &[0, 1, 2]).unwrap();
         assert!(matches!(
-            m.create_topic(&t, 3, &[0]),
+            m.create_topic(&t, 3, 1, &[0]),
             Err(Error::TopicExists { .. })
         ));
         let first_id = m.topic(&t).unwrap().topic_id;
-        let placement = m.topic(&t).unwrap().placement.clone();
+        let leaders: Vec<_> = m
+            .topic(&t)
+            .unwrap()
+            .partitions
+            .iter()
+            .map(|p| p.leader)
+            .collect();
         assert_eq!(
-            placement.iter().collect::<BTreeSet<_>>().len(),
+            leaders.iter().collect::<BTreeSet<_>>().len(),
             3,
             "spread over brokers"
         );
@@ -322,22 +636,22 @@ mod tests {
             m.remove_topic(&t),
             Err(Error::UnknownTopic { .. })
         ));
-        m.create_topic(&t, 2, &[0, 1, 2]).unwrap();
+        m.create_topic(&t, 2, 1, &[0, 1, 2]).unwrap();
         assert_ne!(m.topic(&t).unwrap().topic_id, first_id);
         assert!(matches!(
-            m.create_topic(&Topic::from("x"), 1, &[]),
+            m.create_topic(&Topic::from("x"), 1, 1, &[]),
             Err(Error::NoBrokers { .. })
         ));
         assert!(matches!(
-            m.create_topic(&Topic::from(".."), 1, &[0]),
+            m.create_topic(&Topic::from(".."), 1, 1, &[0]),
             Err(Error::InvalidName { .. })
         ));
         assert!(matches!(
-            m.create_topic(&Topic::from("huge"), u32::MAX, &[0]),
+            m.create_topic(&Topic::from("huge"), u32::MAX, 1, &[0]),
             Err(Error::InvalidRequest { .. })
         ));
         assert!(matches!(
-            m.create_topic(&Topic::from("z"), 0, &[0]),
+            m.create_topic(&Topic::from("z"), 0, 1, &[0]),
             Err(Error::InvalidRequest { .. })
         ));
     }
@@ -345,7 +659,7 @@ mod tests {
     #[test]
     fn broker_assignment_lists_exactly_its_partitions() {
         let mut m = meta_with_brokers(2);
-        m.create_topic(&Topic::from("a"), 4, &[0, 1]).unwrap();
+        m.create_topic(&Topic::from("a"), 4, 1, &[0, 1]).unwrap();
         let zero = m.assignment_of(0);
         let one = m.assignment_of(1);
         assert_eq!(zero.partitions.len() + one.partitions.len(), 4);
@@ -357,7 +671,7 @@ mod tests {
     fn removing_a_topic_drops_positions_and_recreating_starts_at_zero() {
         let mut m = meta_with_brokers(1);
         let t = Topic::from("t");
-        m.create_topic(&t, 1, &[0]).unwrap();
+        m.create_topic(&t, 1, 1, &[0]).unwrap();
         let g = ConsumerGroupId::from("g");
         let group = m.groups.entry(g.clone()).or_default();
         group.join(ServerId::from("c"), [t.clone()]);
@@ -365,9 +679,166 @@ mod tests {
         m.remove_topic(&t).unwrap();
         assert_eq!(m.groups[&g].position(&t, 0), None);
         let gen = m.groups[&g].generation;
-        m.create_topic(&t, 1, &[0]).unwrap();
+        m.create_topic(&t, 1, 1, &[0]).unwrap();
         assert_eq!(m.groups[&g].position(&t, 0), Some(0));
         assert!(m.groups[&g].generation > gen);
         assert_eq!(m.groups[&g].assignment_of(&ServerId::from("c")).len(), 1);
+    }
+
+    fn alive(ids: &[BrokerId]) -> BTreeSet<BrokerId> {
+        ids.iter().copied().collect()
+    }
+
+    #[test]
+    fn a_dead_leader_is_replaced_by_an_in_sync_follower_with_a_new_epoch() {
+        let mut m = meta_with_brokers(3);
+        let t = Topic::from("r");
+        m.create_topic(&t, 1, 3, &[0, 1, 2]).unwrap();
+        let before = m.partition(&t, 0).unwrap().clone();
+        assert_eq!(before.in_sync, before.replicas);
+        let old_leader = before.leader.unwrap();
+        let rest: Vec<BrokerId> = (0..3).filter(|b| *b != old_leader).collect();
+        let touched = m.fail_broker(old_leader, &alive(&rest));
+        assert_eq!(touched.len(), 3, "every replica hears of it");
+        let after = m.partition(&t, 0).unwrap();
+        assert_eq!(
+            after.leader,
+            Some(before.replicas[1]),
+            "next in preference order"
+        );
+        assert_eq!(after.leader_epoch, before.leader_epoch + 1);
+        assert!(!after.in_sync.contains(&old_leader));
+        // Coming back does not make it leader or in-sync: it must catch up first.
+        assert!(m.recover_broker(&alive(&[0, 1, 2])).is_empty());
+        // A follower dying only shrinks the in-sync set; the epoch stays.
+        let epoch = m.partition(&t, 0).unwrap().leader_epoch;
+        let follower = m.partition(&t, 0).unwrap().in_sync[1];
+        m.fail_broker(follower, &alive(&[0, 1, 2]));
+        let p = m.partition(&t, 0).unwrap();
+        assert_eq!(p.leader_epoch, epoch);
+        assert_eq!(p.in_sync.len(), 1);
+    }
+
+    #[test]
+    fn the_last_in_sync_replica_is_waited_for_not_replaced() {
+        let mut m = meta_with_brokers(2);
+        let t = Topic::from("r");
+        m.create_topic(&t, 1, 2, &[0, 1]).unwrap();
+        let leader = m.partition(&t, 0).unwrap().leader.unwrap();
+        let follower = 1 - leader;
+        m.fail_broker(follower, &alive(&[leader]));
+        m.fail_broker(leader, &alive(&[]));
+        let p = m.partition(&t, 0).unwrap();
+        assert_eq!(
+            p.leader, None,
+            "offline: the out-of-sync follower is not elected"
+        );
+        assert_eq!(p.in_sync, vec![leader]);
+        // The follower coming back cannot lead; the last in-sync one can.
+        assert!(m.recover_broker(&alive(&[follower])).is_empty());
+        let epoch = m.partition(&t, 0).unwrap().leader_epoch;
+        m.recover_broker(&alive(&[leader, follower]));
+        let p = m.partition(&t, 0).unwrap();
+        assert_eq!(p.leader, Some(leader));
+        assert_eq!(p.leader_epoch, epoch + 1);
+    }
+
+    #[test]
+    fn in_sync_changes_are_fenced_by_leader_and_epochs() {
+        let mut m = meta_with_brokers(3);
+        let t = Topic::from("r");
+        m.create_topic(&t, 1, 3, &[0, 1, 2]).unwrap();
+        let p = m.partition(&t, 0).unwrap().clone();
+        let leader = p.leader.unwrap();
+        let request = |in_sync: Vec<BrokerId>, epoch: u64| AlterInSyncRequest {
+            topic: t.clone(),
+            topic_id: m.topic(&t).unwrap().topic_id,
+            partition: 0,
+            leader,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: epoch,
+            in_sync,
+        };
+        let shrink = request(vec![leader], p.partition_epoch);
+        let stale = request(p.replicas.clone(), p.partition_epoch);
+        let without_leader = request(vec![p.replicas[1]], p.partition_epoch);
+        let all = alive(&[0, 1, 2]);
+        assert!(matches!(
+            m.alter_in_sync(&without_leader, &all),
+            Err(Error::InvalidRequest { .. })
+        ));
+        let new_epoch = m.alter_in_sync(&shrink, &all).unwrap().partition_epoch;
+        assert_eq!(m.partition(&t, 0).unwrap().in_sync, vec![leader]);
+        assert!(matches!(
+            m.alter_in_sync(&stale, &all),
+            Err(Error::StaleEpoch { .. })
+        ));
+        let mut grow = stale.clone();
+        grow.partition_epoch = new_epoch;
+        let follower = p.replicas[1];
+        assert!(
+            matches!(
+                m.alter_in_sync(&grow, &alive(&[leader])),
+                Err(Error::InvalidRequest { .. })
+            ),
+            "a dead broker cannot join"
+        );
+        m.alter_in_sync(&grow, &all).unwrap();
+        assert!(m.partition(&t, 0).unwrap().in_sync.contains(&follower));
+        // A fenced (old) leader is refused.
+        m.fail_broker(
+            leader,
+            &alive(
+                &[1, 2, 0]
+                    .into_iter()
+                    .filter(|b| *b != leader)
+                    .collect::<Vec<_>>(),
+            ),
+        );
+        let mut zombie = grow.clone();
+        zombie.partition_epoch = m.partition(&t, 0).unwrap().partition_epoch;
+        assert!(matches!(
+            m.alter_in_sync(&zombie, &all),
+            Err(Error::StaleEpoch { .. })
+        ));
+    }
+
+    #[test]
+    fn a_restarted_broker_hands_over_only_to_a_live_in_sync_replica() {
+        let mut m = meta_with_brokers(2);
+        let t = Topic::from("r");
+        m.create_topic(&t, 1, 2, &[0, 1]).unwrap();
+        let leader = m.partition(&t, 0).unwrap().leader.unwrap();
+        let other = 1 - leader;
+        // Alone (the other has not shown up since the controller started): it keeps
+        // leading, in a new epoch.
+        let epoch = m.partition(&t, 0).unwrap().leader_epoch;
+        m.restart_broker(leader, &alive(&[leader]));
+        let p = m.partition(&t, 0).unwrap();
+        assert_eq!((p.leader, p.leader_epoch), (Some(leader), epoch + 1));
+        assert_eq!(p.in_sync.len(), 2);
+        // With the other alive and in sync, it steps down and leaves the in-sync set.
+        m.restart_broker(leader, &alive(&[0, 1]));
+        let p = m.partition(&t, 0).unwrap();
+        assert_eq!(p.leader, Some(other));
+        assert_eq!(p.in_sync, vec![other]);
+        // Once back in sync, the preferred replica leads again.
+        assert!(
+            m.elect_preferred(&alive(&[0, 1])).is_empty(),
+            "not in sync yet"
+        );
+        let p = m.partition(&t, 0).unwrap().clone();
+        let grow = AlterInSyncRequest {
+            topic: t.clone(),
+            topic_id: m.topic(&t).unwrap().topic_id,
+            partition: 0,
+            leader: other,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            in_sync: vec![0, 1],
+        };
+        m.alter_in_sync(&grow, &alive(&[0, 1])).unwrap();
+        assert_eq!(m.elect_preferred(&alive(&[0, 1])).len(), 2);
+        assert_eq!(m.partition(&t, 0).unwrap().leader, Some(p.replicas[0]));
     }
 }

@@ -25,8 +25,9 @@ use crate::broker::log::FsyncPolicy;
 use crate::error::Error;
 use crate::names::{ConsumerGroupId, ServerId, Topic};
 use crate::protocol::control::{
-    AssignedFetch, BrokerAssignment, BrokerId, ClusterMetadata, CommitResponse, HeartbeatResponse,
-    MemberState, OffsetMove, RegisterBrokerResponse, TopicMetadata, TopicPartition,
+    AlterInSyncRequest, AssignedFetch, BrokerAssignment, BrokerId, ClusterMetadata, CommitResponse,
+    HeartbeatResponse, MemberState, OffsetMove, RegisterBrokerResponse, ReplicaSet, TopicMetadata,
+    TopicPartition,
 };
 
 use self::groups::Group;
@@ -42,7 +43,8 @@ pub trait BrokerLink: Send + Sync + 'static {
         broker: &ServerId,
         assignment: &BrokerAssignment,
     ) -> Result<(), Error>;
-    /// Asks a broker for the end offsets of some of its partitions, in order.
+    /// Asks a partition leader for the committed end (high watermark) of some of the
+    /// partitions it leads, in order.
     async fn end_offsets(
         &self,
         broker: &ServerId,
@@ -57,6 +59,9 @@ pub struct LeaderConfig {
     pub data_dir: PathBuf,
     /// Partition count of a topic created without one.
     pub default_partitions: u32,
+    /// Replication factor of a topic created without one; `None` means
+    /// `min(3, live brokers)` at creation time.
+    pub default_replication_factor: Option<u32>,
     /// A broker without a heartbeat for this long is dead.
     pub broker_timeout: Duration,
     /// A group member that neither polls nor commits for this long is removed.
@@ -75,6 +80,7 @@ impl Default for LeaderConfig {
         LeaderConfig {
             data_dir: PathBuf::from("logbrook-data/leader"),
             default_partitions: 3,
+            default_replication_factor: None,
             broker_timeout: Duration::from_secs(3),
             session_timeout: Duration::from_secs(10),
             fsync: FsyncPolicy::EveryMs(1000),
@@ -88,14 +94,24 @@ struct State {
     /// Counts changes to `meta`, so persistence knows what is durable.
     changes: u64,
     broker_seen: HashMap<BrokerId, Instant>,
+    /// Brokers declared dead (their partitions moved); cleared by a heartbeat.
+    dead: BTreeSet<BrokerId>,
+    /// Brokers heard from (registered or heartbeated) since this leader started. Only
+    /// they count as live: a broker known from before gets a grace period before it
+    /// is declared dead, but is not trusted to lead until it shows up.
+    heard: BTreeSet<BrokerId>,
     member_seen: HashMap<(ConsumerGroupId, ServerId), Instant>,
 }
 
 impl State {
-    fn alive(&self, timeout: Duration) -> BTreeSet<BrokerId> {
+    /// Brokers heard from since this leader started, within `timeout`, and not
+    /// declared dead.
+    fn live(&self, timeout: Duration) -> BTreeSet<BrokerId> {
         self.broker_seen
             .iter()
-            .filter(|(_, seen)| seen.elapsed() < timeout)
+            .filter(|(id, seen)| {
+                seen.elapsed() < timeout && !self.dead.contains(id) && self.heard.contains(id)
+            })
             .map(|(id, _)| *id)
             .collect()
     }
@@ -137,12 +153,8 @@ impl State {
             .iter()
             .filter_map(|tp| {
                 let position = group.position(&tp.topic, tp.partition)?;
-                let broker = *self
-                    .meta
-                    .topics
-                    .get(&tp.topic)?
-                    .placement
-                    .get(tp.partition as usize)?;
+                // An offline partition is left out until it has a leader again.
+                let broker = self.meta.leader_of(&tp.topic, tp.partition)?;
                 Some(AssignedFetch {
                     topic: tp.topic.clone(),
                     partition: tp.partition,
@@ -209,6 +221,8 @@ impl Leader {
                     meta,
                     changes: 0,
                     broker_seen,
+                    dead: BTreeSet::new(),
+                    heard: BTreeSet::new(),
                     member_seen,
                 }),
                 store,
@@ -312,7 +326,7 @@ impl Leader {
     /// Brokers and topics.
     pub fn cluster_metadata(&self) -> ClusterMetadata {
         let state = self.lock();
-        let alive = state.alive(self.inner.config.broker_timeout);
+        let alive = state.live(self.inner.config.broker_timeout);
         ClusterMetadata {
             leader: self.inner.addr.clone(),
             brokers: state.meta.broker_infos(&alive),
@@ -329,8 +343,35 @@ impl Leader {
     pub fn topic_metadata(&self, topic: &Topic) -> Result<TopicMetadata, Error> {
         topic.validate()?;
         let state = self.lock();
-        let alive = state.alive(self.inner.config.broker_timeout);
+        let alive = state.live(self.inner.config.broker_timeout);
         state.meta.topic_metadata(topic, &alive)
+    }
+
+    /// One topic's metadata with each partition's high watermark, asked of the
+    /// partition leaders (`None` where a leader does not answer).
+    pub async fn describe_topic(&self, topic: &Topic) -> Result<TopicMetadata, Error> {
+        let mut metadata = self.topic_metadata(topic)?;
+        let mut by_leader: BTreeMap<ServerId, Vec<usize>> = BTreeMap::new();
+        for (i, p) in metadata.partitions.iter().enumerate() {
+            if p.alive {
+                by_leader.entry(p.broker_addr.clone()).or_default().push(i);
+            }
+        }
+        for (addr, indexes) in by_leader {
+            let asked: Vec<TopicPartition> = indexes
+                .iter()
+                .map(|&i| TopicPartition {
+                    topic: topic.clone(),
+                    partition: metadata.partitions[i].partition,
+                })
+                .collect();
+            if let Ok(marks) = self.inner.link.end_offsets(&addr, &asked).await {
+                for (i, mark) in indexes.into_iter().zip(marks) {
+                    metadata.partitions[i].high_watermark = Some(mark);
+                }
+            }
+        }
+        Ok(metadata)
     }
 
     /// Creates a topic on the live brokers and tells them.
@@ -338,19 +379,27 @@ impl Leader {
         &self,
         topic: &Topic,
         partitions: Option<u32>,
+        replication_factor: Option<u32>,
     ) -> Result<TopicMetadata, Error> {
         let partitions = partitions.unwrap_or(self.inner.config.default_partitions);
         let timeout = self.inner.config.broker_timeout;
-        let metadata = self
+        let default_rf = self.inner.config.default_replication_factor;
+        let (metadata, brokers) = self
             .change(|state| {
-                let live: Vec<BrokerId> = state.alive(timeout).into_iter().collect();
-                state.meta.create_topic(topic, partitions, &live)?;
-                state
-                    .meta
-                    .topic_metadata(topic, &live.into_iter().collect())
+                let live: Vec<BrokerId> = state.live(timeout).into_iter().collect();
+                let rf = replication_factor
+                    .or(default_rf)
+                    .unwrap_or_else(|| (live.len() as u32).clamp(1, 3));
+                state.meta.create_topic(topic, partitions, rf, &live)?;
+                let hosts = state.meta.hosts_of(topic)?;
+                Ok((
+                    state
+                        .meta
+                        .topic_metadata(topic, &live.into_iter().collect())?,
+                    hosts,
+                ))
             })
             .await?;
-        let brokers: BTreeSet<BrokerId> = metadata.partitions.iter().map(|p| p.broker_id).collect();
         self.push_assignments(brokers).await;
         Ok(metadata)
     }
@@ -359,8 +408,7 @@ impl Leader {
     pub async fn remove_topic(&self, topic: &Topic) -> Result<(), Error> {
         let brokers = self
             .change(|state| {
-                let hosts: BTreeSet<BrokerId> =
-                    state.meta.topic(topic)?.placement.iter().copied().collect();
+                let hosts = state.meta.hosts_of(topic)?;
                 state.meta.remove_topic(topic)?;
                 Ok(hosts)
             })
@@ -387,22 +435,132 @@ impl Leader {
         }
     }
 
-    /// Registers a broker (new, or coming back with its stored id).
+    /// Registers a broker (new, or coming back with its stored id). A broker that
+    /// registers has just started: whatever it held in memory is gone and its disk
+    /// may have lost unsynced data, so it is treated as failed and recovered at once:
+    /// it leaves every in-sync set (unless it is the last member) and gives up
+    /// leadership, then catches up as a follower.
     pub async fn register_broker(
         &self,
         broker_id: Option<BrokerId>,
         addr: ServerId,
     ) -> Result<RegisterBrokerResponse, Error> {
         addr.validate()?;
-        self.change(|state| {
-            let id = state.meta.register_broker(broker_id, addr);
-            state.broker_seen.insert(id, Instant::now());
-            Ok(RegisterBrokerResponse {
-                broker_id: id,
-                assignment: state.meta.assignment_of(id),
+        let timeout = self.inner.config.broker_timeout;
+        let (response, touched) = self
+            .change(|state| {
+                let id = state.meta.register_broker(broker_id, addr);
+                state.broker_seen.insert(id, Instant::now());
+                state.dead.remove(&id);
+                state.heard.insert(id);
+                let live = state.live(timeout);
+                let mut touched = state.meta.restart_broker(id, &live);
+                touched.extend(state.meta.recover_broker(&live));
+                touched.remove(&id);
+                Ok((
+                    RegisterBrokerResponse {
+                        broker_id: id,
+                        assignment: state.meta.assignment_of(id),
+                    },
+                    touched,
+                ))
             })
-        })
-        .await
+            .await?;
+        self.push_assignments(touched).await;
+        Ok(response)
+    }
+
+    /// Declares dead every broker silent for the broker timeout: their partitions get
+    /// new leaders from the in-sync replicas and the surviving replicas are told.
+    /// Also gives partitions back to their preferred replica once it is in sync
+    /// again. Called periodically. Returns the brokers newly declared dead.
+    pub async fn check_brokers(&self) -> Result<Vec<BrokerId>, Error> {
+        let timeout = self.inner.config.broker_timeout;
+        let (newly_dead, preferable) = {
+            let state = self.lock();
+            let newly_dead: Vec<BrokerId> = state
+                .meta
+                .brokers
+                .keys()
+                .filter(|b| {
+                    let silent = state
+                        .broker_seen
+                        .get(b)
+                        .is_none_or(|seen| seen.elapsed() >= timeout);
+                    silent && !state.dead.contains(b)
+                })
+                .copied()
+                .collect();
+            let live = state.live(timeout);
+            let preferable = state.meta.topics.values().any(|t| {
+                t.partitions.iter().any(|p| {
+                    p.replicas.first().is_some_and(|first| {
+                        p.leader != Some(*first)
+                            && p.in_sync.contains(first)
+                            && live.contains(first)
+                    })
+                })
+            });
+            (newly_dead, preferable)
+        };
+        if preferable {
+            let touched = self
+                .change(|state| {
+                    let live = state.live(timeout);
+                    Ok(state.meta.elect_preferred(&live))
+                })
+                .await?;
+            self.push_assignments(touched).await;
+        }
+        if newly_dead.is_empty() {
+            return Ok(newly_dead);
+        }
+        let touched = self
+            .change(|state| {
+                let mut touched = BTreeSet::new();
+                for b in &newly_dead {
+                    state.dead.insert(*b);
+                    let live = state.live(timeout);
+                    touched.extend(state.meta.fail_broker(*b, &live));
+                }
+                for b in &newly_dead {
+                    touched.remove(b);
+                }
+                Ok(touched)
+            })
+            .await?;
+        for b in &newly_dead {
+            log_warning(&format!(
+                "broker {b} missed heartbeats for {timeout:?}: its partitions moved"
+            ));
+        }
+        self.push_assignments(touched).await;
+        Ok(newly_dead)
+    }
+
+    /// A partition leader changes its in-sync set; the replicas are told.
+    pub async fn alter_in_sync(&self, request: &AlterInSyncRequest) -> Result<ReplicaSet, Error> {
+        request.topic.validate()?;
+        let timeout = self.inner.config.broker_timeout;
+        let (set, replicas) = self
+            .change(|state| {
+                let live = state.live(timeout);
+                let new_state = state.meta.alter_in_sync(request, &live)?.clone();
+                Ok((
+                    state.meta.replica_set(&new_state),
+                    new_state.replicas.iter().copied().collect::<BTreeSet<_>>(),
+                ))
+            })
+            .await?;
+        let mut others = replicas;
+        others.remove(&request.leader);
+        self.push_assignments(others).await;
+        Ok(set)
+    }
+
+    /// A new idempotent producer id, durable before it is handed out.
+    pub async fn new_producer_id(&self) -> Result<i64, Error> {
+        self.change(|state| Ok(state.meta.new_producer_id())).await
     }
 
     /// Records a broker heartbeat; answers with its assignment if the broker is behind.
@@ -413,23 +571,34 @@ impl Leader {
         applied_version: u64,
     ) -> Result<HeartbeatResponse, Error> {
         addr.validate()?;
-        let (response, moved) = {
+        let timeout = self.inner.config.broker_timeout;
+        let (moved, touched) = {
             let mut state = self.lock();
             let before = state.meta.assignment_version;
             state.meta.touch_broker(broker_id, addr)?;
             state.broker_seen.insert(broker_id, Instant::now());
+            state.heard.insert(broker_id);
+            let mut touched = BTreeSet::new();
+            if state.dead.remove(&broker_id) {
+                // Back from the dead: offline partitions it can lead come back.
+                let live = state.live(timeout);
+                touched = state.meta.recover_broker(&live);
+                touched.remove(&broker_id);
+            }
             let moved = state.meta.assignment_version != before;
             if moved {
                 state.changes += 1;
             }
-            let assignment = (state.meta.assignment_version != applied_version)
-                .then(|| state.meta.assignment_of(broker_id));
-            (HeartbeatResponse { assignment }, moved)
+            (moved, touched)
         };
         if moved {
             self.persist().await?;
         }
-        Ok(response)
+        self.push_assignments(touched).await;
+        let state = self.lock();
+        let assignment = (state.meta.assignment_version != applied_version)
+            .then(|| state.meta.assignment_of(broker_id));
+        Ok(HeartbeatResponse { assignment })
     }
 
     /// The partitions a broker hosts.
@@ -628,12 +797,7 @@ impl Leader {
             };
             let mut by_broker: BTreeMap<ServerId, Vec<TopicPartition>> = BTreeMap::new();
             for tp in g.partitions_without_position(&state.meta.partition_counts()) {
-                let Some(&broker) = state
-                    .meta
-                    .topics
-                    .get(&tp.topic)
-                    .and_then(|t| t.placement.get(tp.partition as usize))
-                else {
+                let Some(broker) = state.meta.leader_of(&tp.topic, tp.partition) else {
                     continue;
                 };
                 by_broker

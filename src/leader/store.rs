@@ -194,7 +194,7 @@ mod tests {
     fn meta_with_group() -> Metadata {
         let mut meta = Metadata::default();
         let b = meta.register_broker(None, ServerId::from("127.0.0.1:1"));
-        meta.create_topic(&Topic::from("t"), 2, &[b]).unwrap();
+        meta.create_topic(&Topic::from("t"), 2, 1, &[b]).unwrap();
         let group = meta.groups.entry(ConsumerGroupId::from("g")).or_default();
         group.join(ServerId::from("m"), [Topic::from("t")]);
         group.init_position(&Topic::from("t"), 0, 0);

@@ -22,17 +22,29 @@ pub struct BrokerInfo {
     pub alive: bool,
 }
 
-/// One partition of a topic and the broker hosting it.
+/// One partition of a topic: its leader (where produce and fetch go) and replicas.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionInfo {
     /// The partition number, from 0.
     pub partition: u32,
-    /// The hosting broker's id.
+    /// The leader's id (the last leader while the partition is offline).
     pub broker_id: BrokerId,
-    /// The hosting broker's address.
+    /// The leader's address.
     pub broker_addr: ServerId,
-    /// Whether the hosting broker is alive.
+    /// Whether the partition has a live leader (it can take produce and fetch).
     pub alive: bool,
+    /// Bumped each time leadership moves; a replica of an older epoch is fenced.
+    pub leader_epoch: u32,
+    /// Addresses of the brokers holding a copy, the preferred leader first.
+    pub replicas: Vec<ServerId>,
+    /// Addresses of the replicas that have every committed record (the leader
+    /// included): only they can be elected leader.
+    pub in_sync: Vec<ServerId>,
+    /// The offset below which records are committed (on every in-sync replica) and
+    /// visible to consumers, as the leader reports it; `None` when not asked or the
+    /// leader did not answer.
+    #[serde(default)]
+    pub high_watermark: Option<u64>,
 }
 
 /// A topic and where its partitions live.
@@ -43,6 +55,8 @@ pub struct TopicMetadata {
     /// A number unique to this incarnation of the name: a topic removed and created
     /// again gets a new id, so brokers never mix the two logs.
     pub topic_id: u64,
+    /// Copies of each partition.
+    pub replication_factor: u32,
     /// Its partitions, in order.
     pub partitions: Vec<PartitionInfo>,
 }
@@ -66,6 +80,9 @@ pub struct CreateTopicRequest {
     /// Partition count; the leader's default when absent.
     #[serde(default)]
     pub partitions: Option<u32>,
+    /// Copies of each partition; the leader's default when absent.
+    #[serde(default)]
+    pub replication_factor: Option<u32>,
 }
 
 /// `POST /brokers/register`.
@@ -103,7 +120,7 @@ pub struct HeartbeatResponse {
     pub assignment: Option<BrokerAssignment>,
 }
 
-/// One partition a broker must host.
+/// One partition a broker must host, and its replication state.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AssignedPartition {
     /// The topic.
@@ -112,12 +129,34 @@ pub struct AssignedPartition {
     pub topic_id: u64,
     /// The partition number.
     pub partition: u32,
+    /// The partition's replication state.
+    pub state: ReplicaSet,
+}
+
+/// Who holds a partition and who leads it: decided by the leader (controller) alone.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ReplicaSet {
+    /// The leader's id, `None` while no in-sync replica is alive.
+    pub leader: Option<BrokerId>,
+    /// The leader's address (for followers to fetch from).
+    pub leader_addr: Option<ServerId>,
+    /// Bumped each time leadership moves.
+    pub leader_epoch: u32,
+    /// Bumped on every change of this state (leader or in-sync set): an in-sync
+    /// change request must name the current one.
+    pub partition_epoch: u64,
+    /// Every replica, the preferred leader first.
+    pub replicas: Vec<BrokerId>,
+    /// The in-sync replicas (the leader included).
+    pub in_sync: Vec<BrokerId>,
 }
 
 /// The full list of partitions one broker hosts (`POST /assignment` on a broker).
 /// A broker creates what is new and deletes what is no longer listed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerAssignment {
+    /// The broker it is for (so it knows which partitions it leads).
+    pub broker_id: BrokerId,
     /// Grows with every change of any topic; brokers ignore older pushes.
     pub version: u64,
     /// The partitions.
@@ -145,6 +184,51 @@ pub struct EndOffsetsRequest {
 pub struct EndOffsetsResponse {
     /// The next offset of each partition.
     pub end_offsets: Vec<u64>,
+}
+
+/// When a partition leader answers a produce request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Acks {
+    /// Once every in-sync replica has the records (they are committed).
+    #[default]
+    All,
+    /// Once the leader has appended them.
+    Leader,
+    /// The producer does not wait for, retry or report the outcome.
+    None,
+}
+
+impl Acks {
+    /// The form used on the command line and in URLs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Acks::All => "all",
+            Acks::Leader => "leader",
+            Acks::None => "none",
+        }
+    }
+}
+
+impl std::fmt::Display for Acks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Acks {
+    type Err = crate::error::Error;
+
+    fn from_str(s: &str) -> Result<Acks, Self::Err> {
+        match s {
+            "all" | "-1" => Ok(Acks::All),
+            "leader" | "1" => Ok(Acks::Leader),
+            "none" | "0" => Ok(Acks::None),
+            other => Err(crate::error::Error::invalid(format!(
+                "acks must be one of all, leader, none (not '{other}')"
+            ))),
+        }
+    }
 }
 
 /// Answer to a produce request.
@@ -245,6 +329,43 @@ pub struct CommitResponse {
     /// For each move, in order: true if the position moved (deliver the records),
     /// false if the member no longer owns the partition or the position moved on.
     pub accepted: Vec<bool>,
+}
+
+/// `POST /partitions/isr` on the leader: a partition leader asks to change the
+/// in-sync set (a follower caught up, or fell behind).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AlterInSyncRequest {
+    /// The topic.
+    pub topic: Topic,
+    /// The topic's incarnation id.
+    pub topic_id: u64,
+    /// The partition.
+    pub partition: u32,
+    /// The asking broker, which must be the partition's leader.
+    pub leader: BrokerId,
+    /// Its leader epoch.
+    pub leader_epoch: u32,
+    /// The partition epoch its view comes from.
+    pub partition_epoch: u64,
+    /// The in-sync set it wants.
+    pub in_sync: Vec<BrokerId>,
+}
+
+/// `POST /producers` on the leader: answer with a new idempotent producer id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerIdResponse {
+    /// Unique in the cluster's lifetime.
+    pub producer_id: i64,
+}
+
+/// `GET /partitions/{topic}/{partition}/epoch-end?epoch=E` on a partition leader: the
+/// largest epoch not above `E` in its log and where it ends (a follower truncates to it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochEndResponse {
+    /// The epoch found, `None` if the log holds no epoch up to `E`.
+    pub epoch: Option<u32>,
+    /// The offset where that epoch ends (0 when `epoch` is `None`).
+    pub end_offset: u64,
 }
 
 /// Empty JSON object answer.

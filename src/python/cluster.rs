@@ -33,11 +33,12 @@ async fn with_cluster<R>(
 #[pymethods]
 impl Cluster {
     #[new]
-    #[pyo3(signature = (brokers = 3, partitions = 3, data_dir = None, auth_token = None))]
+    #[pyo3(signature = (brokers = 3, partitions = 3, replication_factor = None, data_dir = None, auth_token = None))]
     fn new(
         py: Python<'_>,
         brokers: usize,
         partitions: usize,
+        replication_factor: Option<u32>,
         data_dir: Option<PathBuf>,
         auth_token: Option<String>,
     ) -> PyResult<Self> {
@@ -45,6 +46,7 @@ impl Cluster {
             auth_token,
             brokers,
             partitions_per_topic: partitions,
+            replication_factor,
             data_dir,
             ..ClusterConfig::default()
         };

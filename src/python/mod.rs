@@ -10,6 +10,7 @@ mod blocking;
 mod cluster;
 mod consumer;
 mod message;
+mod metadata;
 mod producer;
 
 use pyo3::prelude::*;
@@ -27,6 +28,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<producer::Producer>()?;
     m.add_class::<consumer::Consumer>()?;
     m.add_class::<message::Message>()?;
+    m.add_class::<metadata::PartitionMetadata>()?;
     m.add_class::<cluster::Cluster>()?;
     m.add_function(wrap_pyfunction!(main, m)?)?;
     Ok(())

@@ -68,12 +68,22 @@ impl Producer {
 
 #[pymethods]
 impl Producer {
-    /// Connects to the leader at `broker_leader_addr` ("host:port").
+    /// Connects to the leader at `broker_leader_addr` ("host:port"). `acks` is
+    /// "all" (acknowledged once every in-sync replica has the records), "leader"
+    /// (once the partition leader appended them) or "none" (not waited for, retried
+    /// or reported).
     #[new]
-    #[pyo3(signature = (broker_leader_addr, auth_token = None))]
-    fn new(py: Python<'_>, broker_leader_addr: &str, auth_token: Option<String>) -> PyResult<Self> {
+    #[pyo3(signature = (broker_leader_addr, acks = "all", auth_token = None))]
+    fn new(
+        py: Python<'_>,
+        broker_leader_addr: &str,
+        acks: &str,
+        auth_token: Option<String>,
+    ) -> PyResult<Self> {
         let addr = ServerId::from(broker_leader_addr);
+        let acks = acks.parse().map_err(|e| to_py_err(py, e))?;
         let config = crate::client::ProducerConfig {
+            acks,
             auth_token,
             ..Default::default()
         };
@@ -85,14 +95,34 @@ impl Producer {
         })
     }
 
-    /// Creates a topic (with the cluster's default partition count unless given).
-    #[pyo3(signature = (topic, partitions = None))]
-    fn add_topic(&self, py: Python<'_>, topic: &str, partitions: Option<u32>) -> PyResult<()> {
+    /// Creates a topic (with the cluster's default partition count and replication
+    /// factor unless given).
+    #[pyo3(signature = (topic, partitions = None, replication_factor = None))]
+    fn add_topic(
+        &self,
+        py: Python<'_>,
+        topic: &str,
+        partitions: Option<u32>,
+        replication_factor: Option<u32>,
+    ) -> PyResult<()> {
         let (producer, topic) = (self.handle(py)?, Topic::from(topic));
-        wait(
-            py,
-            async move { producer.create_topic(topic, partitions).await },
-        )
+        wait(py, async move {
+            producer
+                .create_topic(topic, partitions, replication_factor)
+                .await
+        })
+    }
+
+    /// Each partition's leader, replicas, in-sync replicas, leader epoch and high
+    /// watermark, fresh from the leader (controller).
+    fn partition_metadata(
+        &self,
+        py: Python<'_>,
+        topic: &str,
+    ) -> PyResult<Vec<super::metadata::PartitionMetadata>> {
+        let (producer, topic) = (self.handle(py)?, Topic::from(topic));
+        let partitions = wait(py, async move { producer.partition_metadata(topic).await })?;
+        Ok(partitions.into_iter().map(Into::into).collect())
     }
 
     /// Removes a topic and all its records.

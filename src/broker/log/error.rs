@@ -19,7 +19,7 @@ pub enum LogError {
         #[source]
         source: io::Error,
     },
-    /// The batch given to `append` is malformed.
+    /// A batch given to an append is malformed.
     #[error(transparent)]
     InvalidBatch(#[from] BatchError),
     /// The offset is outside `[start, end]` of the log.
@@ -50,6 +50,65 @@ pub enum LogError {
         position: u64,
         /// What was wrong.
         reason: &'static str,
+    },
+    /// A replicated batch does not start where the log ends.
+    #[error("replicated batch starts at offset {found} but the log ends at {expected}")]
+    NotContiguous {
+        /// The log's end offset, where the batch had to start.
+        expected: u64,
+        /// The batch's base offset.
+        found: i64,
+    },
+    /// The leader epoch does not fit the batch header's signed 32-bit field.
+    #[error("leader epoch {epoch} exceeds the record format's limit of i32::MAX")]
+    InvalidLeaderEpoch {
+        /// The epoch asked for.
+        epoch: u32,
+    },
+    /// A leader append with an epoch older than the log's latest: the caller
+    /// is a deposed leader.
+    #[error("leader epoch {epoch} is older than the log's latest epoch {latest}")]
+    StaleLeaderEpoch {
+        /// The epoch of the rejected append.
+        epoch: u32,
+        /// The newest epoch already in the log.
+        latest: u32,
+    },
+    /// An idempotent batch (producer id >= 0) without a producer epoch or a
+    /// base sequence.
+    #[error(
+        "producer {producer_id} sent epoch {epoch} and base sequence {base_sequence}: \
+         idempotent batches need both >= 0"
+    )]
+    InvalidProducerFields {
+        /// The batch's producer id.
+        producer_id: i64,
+        /// The batch's producer epoch.
+        epoch: i16,
+        /// The batch's base sequence.
+        base_sequence: i32,
+    },
+    /// The batch's producer epoch is older than one already in the log: a
+    /// newer instance of the producer took over.
+    #[error("producer {producer_id} is fenced: epoch {epoch} is older than {current_epoch}")]
+    ProducerFenced {
+        /// The batch's producer id.
+        producer_id: i64,
+        /// The batch's producer epoch.
+        epoch: i16,
+        /// The producer's newest epoch in the log.
+        current_epoch: i16,
+    },
+    /// The batch's base sequence does not follow the producer's last one and
+    /// is not a retry of a recent batch: records were lost in between.
+    #[error("producer {producer_id} sent sequence {found} but {expected} was expected")]
+    OutOfOrderSequence {
+        /// The batch's producer id.
+        producer_id: i64,
+        /// The sequence that would continue the producer's batches.
+        expected: i32,
+        /// The batch's base sequence.
+        found: i32,
     },
 }
 

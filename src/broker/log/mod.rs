@@ -7,28 +7,44 @@
 //! segment; when it would outgrow `segment_bytes` the log rolls to a new
 //! one, fsyncing the old one first so that recovery can trust it.
 //!
+//! For replication the log also keeps what the batch headers imply: the
+//! leader epoch of each stretch of offsets (`epochs`) and the state of
+//! idempotent producers (`producers`), both rebuilt from the headers at
+//! open (`replay`), and a high watermark checkpointed beside the segments
+//! (`checkpoint`). Leader and follower appends live in `replication`.
+//!
 //! The log is synchronous and single-writer (`&mut self` appends, `&self`
 //! reads via positional I/O); the broker decides threading and how often to
 //! call [`PartitionLog::sync`].
 
+mod checkpoint;
 mod config;
+mod epochs;
 mod error;
 mod index;
+mod producers;
 mod recovery;
+mod replay;
+mod replication;
 mod scan;
 mod segment;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_replication;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 pub use config::{FsyncPolicy, LogConfig, ParseFsyncPolicyError};
 pub use error::LogError;
+pub use replication::AppendOutcome;
 
-use crate::protocol::batch::{self, HEADER_LEN};
+use crate::protocol::batch::{self, BatchHeader, HEADER_LEN};
 use error::io_err;
 use recovery::{sync_dir, Recovered};
+use replay::{replay, Derived};
+use replication::NO_LEADER_EPOCH;
 use segment::Segment;
 
 /// The offsets an append assigned.
@@ -56,6 +72,12 @@ pub struct PartitionLog {
     active: Segment,
     /// Appended since the last fsync.
     dirty: bool,
+    /// Leader epochs and producer state, as the batch headers say.
+    derived: Derived,
+    /// Offsets below it are committed; in `[start_offset(), end_offset()]`.
+    high_watermark: u64,
+    /// The value in the checkpoint file (0 when there is none).
+    checkpointed_hw: u64,
 }
 
 impl PartitionLog {
@@ -68,17 +90,31 @@ impl PartitionLog {
     /// Damage found inside a closed segment ends the log there the same way
     /// (later segments are deleted). Stray files are ignored. A missing dir
     /// is an empty log at offset 0.
+    ///
+    /// Then the headers of every batch are read once to rebuild the leader
+    /// epoch cache and the producer state (damage found there, which
+    /// recovery does not look for in closed segments, is
+    /// [`LogError::Corrupt`]). The high watermark comes from its checkpoint,
+    /// clamped into `[start_offset(), end_offset()]`; a missing or
+    /// unreadable checkpoint counts as 0.
     pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogError> {
         let Recovered { closed, active } = recovery::recover(dir, &config)?;
+        let derived = replay(closed.iter().chain(std::iter::once(&active)))?;
         // What recovery kept may have come from the page cache of a crashed
         // process and never reached the disk; the next sync() makes sure.
         let dirty = active.size() > 0;
+        let checkpointed_hw = checkpoint::read(dir);
+        let start = closed.first().unwrap_or(&active).base_offset();
+        let high_watermark = checkpointed_hw.min(active.next_offset()).max(start);
         Ok(PartitionLog {
             dir: dir.to_path_buf(),
             config,
             closed,
             active,
             dirty,
+            derived,
+            high_watermark,
+            checkpointed_hw,
         })
     }
 
@@ -88,10 +124,27 @@ impl PartitionLog {
     /// non-empty (so a batch larger than `segment_bytes` gets a segment of
     /// its own). fsyncs before returning under [`FsyncPolicy::Always`].
     ///
+    /// This is [`PartitionLog::append_as_leader`] without a leader epoch:
+    /// the batch's epoch field is set to -1 ("none") and the epoch cache is
+    /// left alone. Idempotent batches are checked the same way; a retried
+    /// duplicate is not written and its original offsets are returned.
+    ///
     /// On error nothing is appended, though `batch`'s base offset field may
     /// already have been overwritten.
     pub fn append(&mut self, batch: &mut [u8]) -> Result<AppendInfo, LogError> {
-        let header = batch::validate(batch)?;
+        self.append_leader(batch, NO_LEADER_EPOCH)
+            .map(AppendOutcome::info)
+    }
+
+    /// Appends one validated batch whose base offset is (or is about to be
+    /// written as) `end_offset()` and records its header in the derived
+    /// state. `header` must describe `batch` as stored.
+    fn write_batch(
+        &mut self,
+        batch: &[u8],
+        header: &BatchHeader,
+        fsync: bool,
+    ) -> Result<AppendInfo, LogError> {
         let record_count = header.record_count.unsigned_abs();
         let base_offset = self.end_offset();
         // Offsets travel as i64 on the wire.
@@ -102,15 +155,14 @@ impl PartitionLog {
                 end: base_offset,
                 records: record_count,
             })?;
-        batch::set_base_offset(batch, base_offset as i64);
         if self.must_roll(batch.len() as u64, next_offset) {
             self.roll()?;
         }
-        let always = self.config.fsync == FsyncPolicy::Always;
         self.active
-            .append(batch, next_offset, self.config.index_interval_bytes, always)?;
+            .append(batch, next_offset, self.config.index_interval_bytes, fsync)?;
         // An fsync covers the whole file, earlier unsynced appends included.
-        self.dirty = !always;
+        self.dirty = !fsync;
+        self.derived.observe(header, base_offset);
         Ok(AppendInfo {
             base_offset,
             last_offset: next_offset - 1,
@@ -169,6 +221,31 @@ impl PartitionLog {
         Ok(out)
     }
 
+    /// Like [`PartitionLog::read`], but returns only whole batches whose
+    /// last offset is below `limit` (the high watermark, for consumers): a
+    /// batch straddling `limit` is left out, even as the first one, so the
+    /// result may be empty. `offset` must be in
+    /// `[start_offset(), end_offset()]`; at or past `limit` the result is
+    /// empty. What lies between `limit` and the end of the log may be read
+    /// from disk and dropped, which is little while followers keep up.
+    pub fn read_below(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+        limit: u64,
+    ) -> Result<Vec<u8>, LogError> {
+        self.check_range(offset)?;
+        if offset >= limit {
+            return Ok(Vec::new());
+        }
+        let mut out = self.read(offset, max_bytes)?;
+        if limit < self.end_offset() {
+            let keep = whole_batches_below(&out, limit);
+            out.truncate(keep);
+        }
+        Ok(out)
+    }
+
     /// The first offset still in the log.
     pub fn start_offset(&self) -> u64 {
         self.closed.first().unwrap_or(&self.active).base_offset()
@@ -179,20 +256,42 @@ impl PartitionLog {
         self.active.next_offset()
     }
 
+    /// The high watermark: offsets below it are committed (replicated
+    /// enough) and may be shown to consumers.
+    pub fn high_watermark(&self) -> u64 {
+        self.high_watermark
+    }
+
+    /// Advances the high watermark to `hw`, clamped to `end_offset()`. A
+    /// value below the current one is ignored: only
+    /// [`PartitionLog::truncate_to`] moves it back. Persisted by the next
+    /// [`PartitionLog::sync`].
+    pub fn set_high_watermark(&mut self, hw: u64) {
+        let hw = hw.min(self.end_offset());
+        self.high_watermark = self.high_watermark.max(hw);
+    }
+
     /// fsyncs the active segment if anything was appended since the last
-    /// sync. Cheap when clean. The active index is not synced: recovery
-    /// rebuilds it from the validated log anyway.
+    /// sync, then checkpoints the high watermark if it changed (after the
+    /// data, so the checkpoint never runs ahead of what is on disk). Cheap
+    /// when clean. The active index is not synced: recovery rebuilds it from
+    /// the validated log anyway.
     pub fn sync(&mut self) -> Result<(), LogError> {
         if self.dirty {
             self.active.sync_log()?;
             self.dirty = false;
         }
+        if self.high_watermark != self.checkpointed_hw {
+            checkpoint::write(&self.dir, self.high_watermark)?;
+            self.checkpointed_hw = self.high_watermark;
+        }
         Ok(())
     }
 
-    /// Whether appends since the last sync may not be on stable storage.
+    /// Whether appends or a high watermark change since the last sync may
+    /// not be on stable storage.
     pub fn is_dirty(&self) -> bool {
-        self.dirty
+        self.dirty || self.high_watermark != self.checkpointed_hw
     }
 
     /// Truncates the log so that `end_offset()` becomes `offset`, or the
@@ -200,6 +299,13 @@ impl PartitionLog {
     /// (batches are never split). Later segments are deleted; the result is
     /// durable on return. `offset` must lie in
     /// `[start_offset(), end_offset()]`.
+    ///
+    /// Leader epochs starting at or after the new end are forgotten, the
+    /// producer state is rebuilt from the remaining headers if a producer's
+    /// latest batch was cut, and a high watermark past the new end is moved
+    /// back to it; a checkpoint past the new end is rewritten at once, so
+    /// that a crash cannot bring back a high watermark covering offsets that
+    /// will be written anew.
     pub fn truncate_to(&mut self, offset: u64) -> Result<(), LogError> {
         self.check_range(offset)?;
         if offset == self.end_offset() {
@@ -224,6 +330,16 @@ impl PartitionLog {
         }
         self.active.truncate(pos, batch_base)?;
         self.dirty = false;
+        let end = self.end_offset();
+        self.derived.epochs.truncate_from(end);
+        self.high_watermark = self.high_watermark.min(end);
+        if self.derived.producers.reach(end) {
+            self.derived = replay(self.segments())?;
+        }
+        if self.checkpointed_hw > end {
+            checkpoint::write(&self.dir, self.high_watermark)?;
+            self.checkpointed_hw = self.high_watermark;
+        }
         Ok(())
     }
 
@@ -271,4 +387,21 @@ impl PartitionLog {
         }
         Ok(())
     }
+}
+
+/// Length of the leading whole batches of `buf` whose last offset is below
+/// `limit`.
+fn whole_batches_below(buf: &[u8], limit: u64) -> usize {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut len = 0;
+    for item in batch::batches(buf) {
+        let Ok(bytes) = item else {
+            break;
+        };
+        if !BatchHeader::parse(bytes).is_ok_and(|header| header.last_offset() < limit) {
+            break;
+        }
+        len += bytes.len();
+    }
+    len
 }

@@ -10,7 +10,7 @@ use super::segment::{index_path, log_path};
 use super::*;
 use crate::protocol::batch::{self as codec, BatchBuilder, BatchError};
 
-fn config(segment_bytes: u64, index_interval_bytes: u32) -> LogConfig {
+pub(super) fn config(segment_bytes: u64, index_interval_bytes: u32) -> LogConfig {
     LogConfig {
         segment_bytes,
         index_interval_bytes,
@@ -20,7 +20,7 @@ fn config(segment_bytes: u64, index_interval_bytes: u32) -> LogConfig {
 
 /// A batch whose record `i` has value "<first + i>" followed by `pad`
 /// bytes, so any record read back names the offset it should have.
-fn make_batch(first: u64, records: usize, pad: usize) -> Vec<u8> {
+pub(super) fn make_batch(first: u64, records: usize, pad: usize) -> Vec<u8> {
     let mut b = BatchBuilder::new();
     for i in 0..records {
         let mut value = format!("{:08}", first + i as u64).into_bytes();
@@ -37,7 +37,7 @@ fn append_new(log: &mut PartitionLog, records: usize, pad: usize) -> AppendInfo 
 }
 
 /// Every record in `buf` as (offset, offset named by its value).
-fn records_in(buf: &[u8]) -> Vec<(u64, u64)> {
+pub(super) fn records_in(buf: &[u8]) -> Vec<(u64, u64)> {
     let mut out = vec![];
     for batch in codec::batches(buf) {
         let batch = batch.unwrap();
@@ -52,7 +52,7 @@ fn records_in(buf: &[u8]) -> Vec<(u64, u64)> {
     out
 }
 
-fn read_everything(log: &PartitionLog) -> Vec<(u64, u64)> {
+pub(super) fn read_everything(log: &PartitionLog) -> Vec<(u64, u64)> {
     records_in(&log.read(log.start_offset(), usize::MAX).unwrap())
 }
 
@@ -69,7 +69,7 @@ fn assert_offset_readable(log: &PartitionLog, offset: u64) {
     );
 }
 
-fn segment_files(dir: &Path) -> Vec<String> {
+pub(super) fn segment_files(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -79,15 +79,15 @@ fn segment_files(dir: &Path) -> Vec<String> {
     names
 }
 
-fn last_log(dir: &Path) -> PathBuf {
+pub(super) fn last_log(dir: &Path) -> PathBuf {
     dir.join(segment_files(dir).pop().unwrap())
 }
 
-fn file_len(path: &Path) -> u64 {
+pub(super) fn file_len(path: &Path) -> u64 {
     fs::metadata(path).unwrap().len()
 }
 
-fn set_file_len(path: &Path, len: u64) {
+pub(super) fn set_file_len(path: &Path, len: u64) {
     OpenOptions::new()
         .write(true)
         .open(path)

@@ -91,6 +91,36 @@ pub struct ReadyBatch {
     pub records: u32,
     /// Where its outcome goes.
     pub result: Arc<BatchResult>,
+    /// The idempotence fields to write into it before its first send (given when it
+    /// is taken for sending, so retries keep the same sequence).
+    pub stamp: Option<ProducerStamp>,
+}
+
+/// An idempotent producer's fields for one batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerStamp {
+    /// The producer id.
+    pub producer_id: i64,
+    /// The producer epoch on this partition (bumped after a batch failed for good).
+    pub producer_epoch: i16,
+    /// The sequence number of the batch's first record on this partition.
+    pub base_sequence: i32,
+}
+
+impl ReadyBatch {
+    /// Writes the stamp into the batch (once; the bytes are not shared yet).
+    pub fn apply_stamp(&mut self) {
+        if let Some(stamp) = self.stamp.take() {
+            if let Some(bytes) = Arc::get_mut(&mut self.bytes) {
+                crate::protocol::batch::set_producer(
+                    bytes,
+                    stamp.producer_id,
+                    stamp.producer_epoch,
+                    stamp.base_sequence,
+                );
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -98,6 +128,25 @@ struct PartitionQueue {
     open: Option<OpenBatch>,
     full: VecDeque<ReadyBatch>,
     in_flight: bool,
+    /// The next batch's base sequence (idempotent producers).
+    sequence: i32,
+    /// The producer epoch on this partition.
+    producer_epoch: i16,
+}
+
+impl PartitionQueue {
+    /// Marks `batch` in flight and gives it the partition's next sequence.
+    fn launch(&mut self, mut batch: ReadyBatch, producer_id: Option<i64>) -> ReadyBatch {
+        self.in_flight = true;
+        batch.stamp = producer_id.map(|producer_id| ProducerStamp {
+            producer_id,
+            producer_epoch: self.producer_epoch,
+            base_sequence: self.sequence,
+        });
+        // Sequences wrap at i32::MAX to 0, as Kafka's do.
+        self.sequence = ((i64::from(self.sequence) + i64::from(batch.records)) % (1 << 31)) as i32;
+        batch
+    }
 }
 
 #[derive(Default)]
@@ -112,6 +161,8 @@ struct TopicQueues {
 #[derive(Default)]
 struct State {
     topics: HashMap<Topic, TopicQueues>,
+    /// Set for an idempotent producer.
+    producer_id: Option<i64>,
     buffered_bytes: usize,
     pending_records: u64,
     flushes: usize,
@@ -315,6 +366,7 @@ impl Accumulator {
             bytes: Arc::new(batch.builder.finish()),
             records,
             result: batch.result,
+            stamp: None,
         }
     }
 
@@ -338,6 +390,7 @@ impl Accumulator {
         let mut state = self.lock();
         let linger = self.config.linger;
         let flushing = state.flushes > 0;
+        let producer_id = state.producer_id;
         let mut out = Vec::new();
         let mut next_deadline: Option<Instant> = None;
         for (topic, queues) in state.topics.iter_mut() {
@@ -346,16 +399,15 @@ impl Accumulator {
                     continue;
                 }
                 if let Some(batch) = queue.full.pop_front() {
-                    queue.in_flight = true;
-                    out.push(batch);
+                    out.push(queue.launch(batch, producer_id));
                     continue;
                 }
                 let Some(open) = &queue.open else { continue };
                 let due = open.opened + linger;
                 if flushing || due <= now {
                     if let Some(batch) = queue.open.take() {
-                        queue.in_flight = true;
-                        out.push(Self::seal(topic.as_str(), p as u32, batch));
+                        let sealed = Self::seal(topic.as_str(), p as u32, batch);
+                        out.push(queue.launch(sealed, producer_id));
                     }
                 } else {
                     next_deadline = Some(next_deadline.map_or(due, |d| d.min(due)));
@@ -375,6 +427,12 @@ impl Accumulator {
             .and_then(|q| q.partitions.get_mut(batch.partition as usize))
         {
             queue.in_flight = false;
+            if outcome.is_err() {
+                // The batch may or may not be stored: later batches start a new
+                // producer epoch, so they are not refused as out of sequence.
+                queue.producer_epoch = queue.producer_epoch.wrapping_add(1).max(0);
+                queue.sequence = 0;
+            }
         }
         Self::settle(
             &mut state,
@@ -435,6 +493,12 @@ impl Accumulator {
             listener.await;
         }
         self.lock().flushes -= 1;
+    }
+
+    /// Makes this an idempotent producer: batches get `producer_id` and per-partition
+    /// sequence numbers, so a broker stores a retried batch once.
+    pub fn set_producer_id(&self, producer_id: i64) {
+        self.lock().producer_id = Some(producer_id);
     }
 
     /// Failures since the last call: how many records, and the first error.

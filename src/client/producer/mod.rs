@@ -18,7 +18,7 @@ pub use accumulator::{AppendError, Appended, BatchConfig, BatchResult};
 use crate::error::Error;
 use crate::http::client::HttpClient;
 use crate::names::{ServerId, Topic, Value};
-use crate::protocol::control::TopicMetadata;
+use crate::protocol::control::{Acks, PartitionInfo, TopicMetadata};
 
 use self::accumulator::Accumulator;
 use super::api::{BrokerClient, LeaderClient};
@@ -36,10 +36,19 @@ pub struct RecordMetadata {
 /// Producer settings.
 #[derive(Debug, Clone)]
 pub struct ProducerConfig {
-    /// Per-request timeout.
+    /// Per-request timeout of calls to the leader (controller).
     pub request_timeout: Duration,
-    /// How long a batch keeps being retried while its partition is not (yet) on the
-    /// broker the metadata named (a topic just created, metadata just changed).
+    /// When a partition leader answers: `All` (default) once every in-sync replica
+    /// has the records, `Leader` once it appended them, `None`: the producer does not
+    /// retry or report failures.
+    pub acks: Acks,
+    /// How long a partition leader may wait for its in-sync replicas before it
+    /// answers `ReplicationTimeout` (retried); a produce request times out one second
+    /// later (a broker that does not answer, e.g. paused, is then given up and the
+    /// metadata refreshed).
+    pub ack_timeout: Duration,
+    /// How long a batch keeps being retried (leader moved or down, replicas slow,
+    /// controller restarting) before `flush` reports it failed.
     pub delivery_timeout: Duration,
     /// Batching: size, linger, memory bound.
     pub batch: BatchConfig,
@@ -51,6 +60,8 @@ impl Default for ProducerConfig {
     fn default() -> Self {
         ProducerConfig {
             request_timeout: Duration::from_secs(10),
+            acks: Acks::All,
+            ack_timeout: Duration::from_secs(3),
             delivery_timeout: Duration::from_secs(30),
             batch: BatchConfig::default(),
             auth_token: None,
@@ -156,9 +167,13 @@ impl Producer {
         let leader = LeaderClient::new(http.clone(), broker_leader_addr);
         let cluster = leader.metadata().await?;
         let (acc, woken) = Accumulator::new(config.batch.clone());
+        if config.acks != Acks::None {
+            acc.set_producer_id(leader.new_producer_id().await?);
+        }
+        let produce_timeout = config.ack_timeout + Duration::from_secs(1);
         let shared = Arc::new(Shared {
             leader,
-            brokers: BrokerClient::new(http),
+            brokers: BrokerClient::new(http.with_timeout(produce_timeout)),
             config,
             acc,
             metadata: Mutex::new(HashMap::new()),
@@ -173,9 +188,10 @@ impl Producer {
         })
     }
 
-    /// Creates a topic with the leader's default partition count.
+    /// Creates a topic with the leader's default partition count and replication
+    /// factor.
     pub async fn add_topic(&mut self, topic: Topic) -> Result<(), Error> {
-        self.create_topic(topic, None).await
+        self.create_topic(topic, None, None).await
     }
 
     /// Creates a topic with `partitions` partitions.
@@ -184,15 +200,32 @@ impl Producer {
         topic: Topic,
         partitions: u32,
     ) -> Result<(), Error> {
-        self.create_topic(topic, Some(partitions)).await
+        self.create_topic(topic, Some(partitions), None).await
     }
 
-    /// Creates a topic; `None` takes the leader's default partition count.
-    pub async fn create_topic(&self, topic: Topic, partitions: Option<u32>) -> Result<(), Error> {
+    /// Creates a topic; `None` takes the leader's default partition count or
+    /// replication factor (`min(3, live brokers)` unless the leader sets one).
+    pub async fn create_topic(
+        &self,
+        topic: Topic,
+        partitions: Option<u32>,
+        replication_factor: Option<u32>,
+    ) -> Result<(), Error> {
         topic.validate()?;
-        let metadata = self.shared.leader.create_topic(&topic, partitions).await?;
+        let metadata = self
+            .shared
+            .leader
+            .create_topic(&topic, partitions, replication_factor)
+            .await?;
         self.shared.remember(metadata);
         Ok(())
+    }
+
+    /// Each partition's leader, replicas, in-sync replicas, leader epoch and high
+    /// watermark, fresh from the leader (controller).
+    pub async fn partition_metadata(&self, topic: Topic) -> Result<Vec<PartitionInfo>, Error> {
+        topic.validate()?;
+        Ok(self.shared.leader.describe(&topic).await?.partitions)
     }
 
     /// Removes a topic and all its records (records of it still buffered fail).

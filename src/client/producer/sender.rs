@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use async_std::task;
 
 use crate::error::Error;
+use crate::protocol::control::Acks;
 
 use super::accumulator::ReadyBatch;
 use super::Shared;
@@ -38,29 +39,49 @@ pub(super) async fn run(shared: Arc<Shared>, woken: async_channel::Receiver<()>)
     }
 }
 
-async fn send_batch(shared: Arc<Shared>, batch: ReadyBatch) {
+async fn send_batch(shared: Arc<Shared>, mut batch: ReadyBatch) {
+    batch.apply_stamp();
     let outcome = deliver(&shared, &batch).await;
     shared.acc.complete(batch, outcome);
 }
 
-/// Sends one batch; refreshes metadata and retries while the broker says it does not
-/// host the partition (nothing was written then), within the delivery timeout.
+/// Sends one batch. On an error worth retrying (the partition's leader moved or is
+/// unreachable, the in-sync replicas were slow, the controller is restarting) it
+/// refreshes the metadata and retries with backoff until the delivery timeout. A
+/// retry carries the same producer id and sequence, so the partition leader stores
+/// the batch once however many attempts reach it. With `acks=none` nothing is
+/// retried.
 async fn deliver(shared: &Shared, batch: &ReadyBatch) -> Result<u64, Error> {
     // `None`: a timeout too large for the clock, i.e. no deadline.
     let deadline = Instant::now().checked_add(shared.config.delivery_timeout);
+    let acks = shared.config.acks;
     let mut backoff = Duration::from_millis(5);
     loop {
-        let broker = shared.broker_for(&batch.topic, batch.partition).await?;
-        let sent = shared
-            .brokers
-            .produce(&broker, &batch.topic, batch.partition, batch.bytes.clone())
-            .await;
+        let sent = async {
+            let broker = shared.broker_for(&batch.topic, batch.partition).await?;
+            shared
+                .brokers
+                .produce(
+                    &broker,
+                    &batch.topic,
+                    batch.partition,
+                    batch.bytes.clone(),
+                    acks,
+                    shared.config.ack_timeout,
+                )
+                .await
+        }
+        .await;
         match sent {
             Ok(ack) => return Ok(ack.base_offset),
-            Err(Error::NotPartitionOwner { .. }) if deadline.is_none_or(|d| Instant::now() < d) => {
+            Err(err)
+                if acks != Acks::None
+                    && err.is_retriable()
+                    && deadline.is_none_or(|d| Instant::now() + backoff < d) =>
+            {
                 shared.forget_metadata(&batch.topic);
                 task::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_millis(200));
+                backoff = (backoff * 2).min(Duration::from_millis(250));
             }
             Err(err) => {
                 // The broker may have moved or died: the next batch asks the leader.
