@@ -16,6 +16,8 @@ use super::message::Message;
 
 /// Longest one long-poll round waits before syncing with the leader again.
 const LONG_POLL_ROUND: Duration = Duration::from_millis(500);
+/// Pause after a poll failed with a retriable error.
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
 /// The smallest share of a poll's byte budget one partition gets.
 const MIN_PARTITION_FETCH_BYTES: u64 = 16 << 10;
 /// How long a member without partitions pauses in a waiting poll.
@@ -34,6 +36,10 @@ pub struct ConsumerConfig {
     /// between 16 KiB and `max_partition_fetch_bytes`), so many partitions do not
     /// mean fetching far more than one poll returns.
     pub max_poll_bytes: u64,
+    /// How long polls ride through errors worth retrying (the controller
+    /// restarting, a partition leader moving or unreachable) by returning no records
+    /// and trying again; once errors last longer, poll returns the error.
+    pub retry_timeout: Duration,
     /// The cluster's shared secret, if it has one.
     pub auth_token: Option<String>,
 }
@@ -45,6 +51,7 @@ impl Default for ConsumerConfig {
             max_poll_records: 50_000,
             max_partition_fetch_bytes: 4 << 20,
             max_poll_bytes: 8 << 20,
+            retry_timeout: Duration::from_secs(30),
             auth_token: None,
         }
     }
@@ -66,6 +73,8 @@ pub struct Consumer {
     /// accepted), positions advanced: the next poll fetches with it and skips the
     /// sync. A stale one can only make a commit fail, never deliver twice.
     confirmed: Option<MemberState>,
+    /// When polls started failing with retriable errors (none since the last success).
+    failing_since: Option<Instant>,
 }
 
 impl Consumer {
@@ -86,16 +95,20 @@ impl Consumer {
             HttpClient::new(config.request_timeout).with_auth_token(config.auth_token.as_deref());
         let leader = LeaderClient::new(http.clone(), broker_leader_addr);
         leader.register_consumer(&addr).await?;
+        // A fetch waits at most a long-poll round at the broker: a broker that takes
+        // much longer (paused, cut off) is given up so the poll can move on.
+        let fetch_timeout = LONG_POLL_ROUND + Duration::from_secs(1);
         Ok(Consumer {
             id: addr,
             leader,
-            brokers: BrokerClient::new(http),
+            brokers: BrokerClient::new(http.with_timeout(fetch_timeout)),
             config,
             group: None,
             subscriptions: BTreeSet::new(),
             generation: None,
             next_start: 0,
             confirmed: None,
+            failing_since: None,
         })
     }
 
@@ -187,7 +200,32 @@ impl Consumer {
     /// Like [`Consumer::poll`], returning at most `max_records` records; the rest stay
     /// in the log for the next poll (positions only move past what is returned).
     pub async fn poll_records(&mut self, max_records: usize) -> Result<Vec<Message>, Error> {
-        self.poll_once(max_records, Duration::ZERO).await
+        let polled = self.poll_once(max_records, Duration::ZERO).await;
+        self.ride_through(polled).await
+    }
+
+    /// Turns a retriable error into an empty poll (after a short pause, so a polling
+    /// loop does not spin) while errors have lasted less than the retry timeout.
+    async fn ride_through(
+        &mut self,
+        polled: Result<Vec<Message>, Error>,
+    ) -> Result<Vec<Message>, Error> {
+        match polled {
+            Ok(messages) => {
+                self.failing_since = None;
+                Ok(messages)
+            }
+            Err(err) if err.is_retriable() => {
+                self.confirmed = None;
+                let since = *self.failing_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= self.config.retry_timeout {
+                    return Err(err);
+                }
+                async_std::task::sleep(RETRY_PAUSE).await;
+                Ok(Vec::new())
+            }
+            Err(err) => Err(err),
+        }
     }
 
     /// Like [`Consumer::poll`], but waits up to `timeout` for records to arrive and
@@ -211,9 +249,8 @@ impl Consumer {
             let left = deadline.map_or(LONG_POLL_ROUND, |d| {
                 d.saturating_duration_since(Instant::now())
             });
-            let messages = self
-                .poll_once(max_records, left.min(LONG_POLL_ROUND))
-                .await?;
+            let polled = self.poll_once(max_records, left.min(LONG_POLL_ROUND)).await;
+            let messages = self.ride_through(polled).await?;
             if !messages.is_empty() || deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(messages);
             }
@@ -261,6 +298,9 @@ impl Consumer {
         if nothing && !max_wait.is_zero() {
             answers = self.fetch_first(&assignment, share, max_wait).await;
         }
+        // A partition whose leader failed to answer (moved, down): the next poll asks
+        // the leader (controller) where it is now.
+        let all_answered = answers.iter().all(|a| a.as_ref().is_none_or(Result::is_ok));
         let mut messages = Vec::new();
         let mut moves = Vec::new();
         for (assigned, answer) in assignment.iter().zip(answers) {
@@ -307,7 +347,8 @@ impl Consumer {
             }
             Err(err) => return Err(err),
         };
-        if response.generation == generation && response.accepted.iter().all(|a| *a) {
+        if all_answered && response.generation == generation && response.accepted.iter().all(|a| *a)
+        {
             for (_, mv) in &moves {
                 if let Some(a) = assignment
                     .iter_mut()
