@@ -22,7 +22,11 @@ from ._errors import (
     NotInGroupError,
     NotPartitionOwnerError,
     OffsetOutOfRangeError,
+    OutOfOrderSequenceError,
     ProtocolError,
+    RecordTooLargeError,
+    ReplicationTimeoutError,
+    StaleEpochError,
     StorageError,
     TooLargeError,
     TopicExistsError,
@@ -39,6 +43,7 @@ __version__: str = _native.__version__
 Producer = _native.Producer
 Consumer = _native.Consumer
 Message = _native.Message
+PartitionMetadata = _native.PartitionMetadata
 
 _live_clusters: "weakref.WeakSet[Cluster]" = weakref.WeakSet()
 
@@ -54,6 +59,7 @@ class Cluster(_native.Cluster):
         self,
         brokers: int = 3,
         partitions: int = 3,
+        replication_factor: Optional[int] = None,
         data_dir: Optional[Any] = None,
         auth_token: Optional[str] = None,
     ) -> None:
@@ -92,8 +98,13 @@ __all__ = [
     "NotInGroupError",
     "NotPartitionOwnerError",
     "OffsetOutOfRangeError",
+    "OutOfOrderSequenceError",
+    "PartitionMetadata",
     "Producer",
     "ProtocolError",
+    "RecordTooLargeError",
+    "ReplicationTimeoutError",
+    "StaleEpochError",
     "StorageError",
     "TooLargeError",
     "TopicExistsError",

@@ -110,6 +110,32 @@ class UnauthorizedError(LogbrookError):
     kind = "unauthorized"
 
 
+class RecordTooLargeError(TooLargeError):
+    """A record is over the brokers' ``--max-record-bytes``; ``details["limit"]`` names
+    the limit. Nothing of its batch was written."""
+
+    kind = "record_too_large"
+
+
+class StaleEpochError(UnavailableError):
+    """A replica acted on stale leadership (a fenced leader): retried by clients."""
+
+    kind = "stale_epoch"
+
+
+class ReplicationTimeoutError(UnavailableError):
+    """With acks="all", the in-sync replicas did not confirm in time (retried)."""
+
+    kind = "replication_timeout"
+
+
+class OutOfOrderSequenceError(LogbrookError):
+    """An idempotent producer's batch did not continue its sequence (a batch before
+    it was lost)."""
+
+    kind = "out_of_order_sequence"
+
+
 class StorageError(LogbrookError):
     """A server could not read or write its disk."""
 
@@ -138,6 +164,10 @@ ERRORS_BY_KIND: Dict[str, type] = {
         UnknownBrokerError,
         InvalidRequestError,
         TooLargeError,
+        RecordTooLargeError,
+        StaleEpochError,
+        ReplicationTimeoutError,
+        OutOfOrderSequenceError,
         DeliveryFailedError,
         UnauthorizedError,
         StorageError,

@@ -28,11 +28,32 @@ class Message:
 class Producer:
     """Sends records to a cluster. Safe to share between threads."""
 
-    def __init__(self, broker_leader_addr: str, auth_token: Optional[str] = None) -> None:
-        """Connects to the leader at ``broker_leader_addr`` ("host:port"); ``auth_token``
-        is the cluster's shared secret, if it has one."""
-    def add_topic(self, topic: str, partitions: Optional[int] = None) -> None:
-        """Creates a topic; raises TopicExistsError or InvalidNameError."""
+    def __init__(
+        self,
+        broker_leader_addr: str,
+        acks: str = "all",
+        auth_token: Optional[str] = None,
+        delivery_timeout: float = 30.0,
+    ) -> None:
+        """Connects to the leader at ``broker_leader_addr`` ("host:port").
+
+        ``acks``: "all" (a record is acknowledged once every in-sync replica has it),
+        "leader" (once the partition leader appended it) or "none" (not waited for,
+        retried or reported). ``auth_token`` is the cluster's shared secret, if it has
+        one. ``delivery_timeout`` (seconds) bounds how long a record is retried while
+        its partition's leader moves or is unreachable before flush() reports it."""
+    def add_topic(
+        self,
+        topic: str,
+        partitions: Optional[int] = None,
+        replication_factor: Optional[int] = None,
+    ) -> None:
+        """Creates a topic (the cluster's defaults where not given); raises
+        TopicExistsError, InvalidNameError, or NoBrokersError when fewer brokers are
+        alive than the replication factor."""
+    def partition_metadata(self, topic: str) -> List["PartitionMetadata"]:
+        """Each partition's leader, replicas, in-sync replicas, leader epoch and high
+        watermark, fresh from the leader (controller)."""
     def remove_topic(self, topic: str) -> None:
         """Removes a topic and all its records; raises UnknownTopicError."""
     def send_message(self, topic: str, value: _Bytes, key: Optional[_Bytes] = None) -> None:
@@ -86,6 +107,31 @@ class Consumer:
         tb: Optional[TracebackType],
     ) -> bool: ...
 
+class PartitionMetadata:
+    """One partition's replication state. Read-only."""
+
+    @property
+    def partition(self) -> int: ...
+    @property
+    def leader(self) -> str:
+        """The leader broker's "host:port" (while offline: the broker it waits for)."""
+    @property
+    def online(self) -> bool:
+        """Whether the partition has a live leader."""
+    @property
+    def replicas(self) -> List[str]:
+        """Every replica's "host:port", the preferred leader first."""
+    @property
+    def in_sync(self) -> List[str]:
+        """The replicas holding every committed record (the leader included)."""
+    @property
+    def leader_epoch(self) -> int:
+        """Bumped at every leader change."""
+    @property
+    def high_watermark(self) -> Optional[int]:
+        """Records below this offset are committed and visible to consumers; None if
+        the leader did not answer."""
+
 class Cluster:
     """A leader and brokers in this process on free loopback ports."""
 
@@ -93,6 +139,7 @@ class Cluster:
         self,
         brokers: int = 3,
         partitions: int = 3,
+        replication_factor: Optional[int] = None,
         data_dir: Union[str, "PathLike[str]", None] = None,
         auth_token: Optional[str] = None,
     ) -> None: ...

@@ -126,6 +126,15 @@ impl ReplicaState {
         self.me = me;
         self.partition_epoch = set.partition_epoch;
         self.replicas = set.replicas.clone();
+        // A member the controller dropped (dead, or lagging) must show progress again
+        // before it may rejoin: forget what it did before.
+        let dropped: Vec<BrokerId> = self
+            .in_sync
+            .iter()
+            .filter(|b| !set.in_sync.contains(b))
+            .copied()
+            .collect();
+        self.followers.retain(|b, _| !dropped.contains(b));
         self.in_sync = set.in_sync.clone();
         self.pending_in_sync = None;
         let leads = set.leader == Some(me);

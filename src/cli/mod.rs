@@ -6,6 +6,7 @@ mod broker;
 mod brokerlead;
 mod cluster;
 mod consumer;
+mod describe;
 mod producer;
 mod shell;
 
@@ -41,6 +42,9 @@ pub enum Command {
     Producer(producer::Args),
     /// Interactive consumer shell: join a group, subscribe, poll
     Consumer(consumer::Args),
+    /// Show a topic's partitions: leader, leader epoch, high watermark, replicas and
+    /// in-sync replicas
+    Describe(describe::Args),
     /// Measure throughput and latency (produce, consume, e2e)
     Bench(bench::Args),
 }
@@ -72,6 +76,7 @@ pub fn main_with_args(args: Vec<String>) -> i32 {
             Command::Cluster(args) => args.run().await,
             Command::Producer(args) => args.run().await,
             Command::Consumer(args) => args.run().await,
+            Command::Describe(args) => args.run().await,
             Command::Bench(args) => args.run().await,
         }
     });

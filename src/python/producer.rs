@@ -73,18 +73,29 @@ impl Producer {
     /// (once the partition leader appended them) or "none" (not waited for, retried
     /// or reported).
     #[new]
-    #[pyo3(signature = (broker_leader_addr, acks = "all", auth_token = None))]
+    #[pyo3(signature = (broker_leader_addr, acks = "all", auth_token = None, delivery_timeout = 30.0))]
     fn new(
         py: Python<'_>,
         broker_leader_addr: &str,
         acks: &str,
         auth_token: Option<String>,
+        delivery_timeout: f64,
     ) -> PyResult<Self> {
         let addr = ServerId::from(broker_leader_addr);
         let acks = acks.parse().map_err(|e| to_py_err(py, e))?;
+        let delivery_timeout =
+            std::time::Duration::try_from_secs_f64(delivery_timeout).map_err(|_| {
+                to_py_err(
+                    py,
+                    crate::error::Error::invalid(
+                        "delivery_timeout must be a number of seconds >= 0",
+                    ),
+                )
+            })?;
         let config = crate::client::ProducerConfig {
             acks,
             auth_token,
+            delivery_timeout,
             ..Default::default()
         };
         let producer = wait(py, async move {

@@ -431,7 +431,8 @@ def test_topic_with_zero_partitions_is_refused(producer):
 
 
 def test_a_broker_restart_keeps_its_data(logbrook_cluster, producer, make_consumer):
-    producer.add_topic("durable")  # 3 partitions, one per broker
+    # Unreplicated (3 partitions, one per broker): what a broker keeps on its own disk.
+    producer.add_topic("durable", replication_factor=1)
     consumer = make_consumer("g", ["durable"])
     keys = [key_for_partition(p, 3) for p in range(3)]
 
@@ -448,7 +449,9 @@ def test_a_broker_restart_keeps_its_data(logbrook_cluster, producer, make_consum
     second = send_round("second")  # acknowledged, not consumed yet
 
     logbrook_cluster.stop_broker(1)
-    down = [p for p, key in enumerate(keys) if not send_acked(producer, "durable", f"probe-{p}", key)]
+    # A producer that gives up quickly on the partition that is down.
+    with logbrook.Producer(logbrook_cluster.leader_addr, delivery_timeout=1.0) as quick:
+        down = [p for p, key in enumerate(keys) if not send_acked(quick, "durable", f"probe-{p}", key)]
     assert len(down) == 1, f"one partition per broker, so one is down: {down}"
     (down_partition,) = down
     probes = [f"probe-{p}".encode() for p in range(3) if p != down_partition]
