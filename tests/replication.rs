@@ -309,3 +309,26 @@ async fn acks_leader_and_none_are_accepted_and_deliver() {
         .values()
         .all(|o| o.windows(2).all(|w| w[0] < w[1])));
 }
+
+#[async_std::test]
+async fn a_controller_restart_mid_traffic_loses_nothing() {
+    let mut cluster = start(replicated(2)).await;
+    let mut producer = producer(&cluster).await;
+    producer.add_topic("t".into()).await.unwrap();
+    let mut c = member(&cluster, "c", "g", &["t"]).await;
+    let before = send_n(&mut producer, "t", "before", 20).await;
+    let mut got = poll_exactly(&mut c, 20, T).await;
+    cluster.stop_leader().await;
+    // Brokers keep serving: records sent now are acknowledged without the controller
+    // (the producer knows the partition leaders).
+    let during = send_n(&mut producer, "t", "during", 20).await;
+    cluster.restart_leader().await.unwrap();
+    let after = send_n(&mut producer, "t", "after", 20).await;
+    got.extend(poll_exactly(&mut c, 40, T).await);
+    let mut expected = before;
+    expected.extend(during);
+    expected.extend(after);
+    assert_exactly_once(&got, &expected);
+    let parts = describe(&producer, "t").await;
+    assert!(parts.iter().all(|p| p.in_sync.len() == 3), "{parts:#?}");
+}
