@@ -13,6 +13,7 @@ use async_std::task::{self, JoinHandle};
 
 use crate::broker::http::{
     BrokerState, DEFAULT_MAX_FETCH_BYTES, DEFAULT_MAX_RECORD_BYTES, DEFAULT_MAX_REQUEST_BYTES,
+    DEFAULT_PRODUCE_MEMORY,
 };
 use crate::broker::log::{FsyncPolicy, LogConfig};
 use crate::broker::membership;
@@ -21,6 +22,7 @@ use crate::broker::service::BrokerService;
 use crate::client::api::{BrokerClient, LeaderClient, PeerClient};
 use crate::error::Error;
 use crate::http::client::HttpClient;
+use crate::http::limits::Budget;
 use crate::http::server::{serve, shutdown_pair, ShutdownSignal, ShutdownTrigger};
 use crate::leader::{log_warning, Leader, LeaderConfig};
 use crate::names::ServerId;
@@ -238,6 +240,7 @@ pub async fn start_broker(
         service: service.clone(),
         max_request_bytes: config.max_request_bytes,
         max_record_bytes: config.max_record_bytes,
+        produce_memory: Budget::new(DEFAULT_PRODUCE_MEMORY),
         max_fetch_bytes: config.max_fetch_bytes,
         auth_token: config.auth_token.clone(),
     };

@@ -8,6 +8,7 @@ use tide::{Request, Response, StatusCode};
 use crate::error::Error;
 use crate::http::auth::RequireToken;
 use crate::http::client::{END_OFFSET_HEADER, HIGH_WATERMARK_HEADER};
+use crate::http::limits::Budget;
 use crate::http::reply::{
     body_bytes, error_response, json_body, name_param, number_param, query_u64, reply, JsonErrors,
 };
@@ -32,6 +33,8 @@ pub struct BrokerState {
     pub max_fetch_bytes: u64,
     /// The shared secret every request must carry, if any.
     pub auth_token: Option<String>,
+    /// Bytes of produce bodies held in memory at once, across requests: more wait.
+    pub produce_memory: Budget,
 }
 
 /// The tide app serving a broker.
@@ -67,6 +70,10 @@ async fn produce(mut req: Request<BrokerState>) -> tide::Result {
                 query_u64(&req, "timeout_ms", DEFAULT_ACK_TIMEOUT_MS)?.min(MAX_ACK_TIMEOUT_MS),
             );
             let limit = req.state().max_request_bytes;
+            // Hold the body's size in the memory budget from before reading it until
+            // the batch is stored (an undeclared length counts as the limit).
+            let declared = req.len().map_or(limit, |len| (len as u64).min(limit));
+            let _memory = req.state().produce_memory.acquire(declared).await;
             let mut batch = body_bytes(&mut req, limit).await?;
             check_record_sizes(&batch, req.state().max_record_bytes)?;
             let service = req.state().service.clone();
@@ -210,6 +217,8 @@ async fn assignment(mut req: Request<BrokerState>) -> tide::Result {
 pub const DEFAULT_MAX_FETCH_BYTES: u64 = 8 << 20;
 /// Default upper bound of one produce body.
 pub const DEFAULT_MAX_REQUEST_BYTES: u64 = 16 << 20;
+/// Default bound of produce bodies in memory at once (waiting requests queue).
+pub const DEFAULT_PRODUCE_MEMORY: u64 = 256 << 20;
 /// Default upper bound of one record (key plus value).
 pub const DEFAULT_MAX_RECORD_BYTES: u64 = 1 << 20;
 /// How long an `acks=all` produce waits for the in-sync replicas by default.

@@ -5,10 +5,12 @@
 //!   a shutdown signal, closing open connections too.
 //! - `reply`: request parsing and the rendering of [`crate::Error`] as status + JSON.
 //! - `auth`: the optional shared secret every endpoint then requires.
+//! - `limits`: budgets bounding open connections and request bytes in memory.
 //! - `client`: one pooled surf client with TCP_NODELAY and keep-alive, turning
 //!   failures back into [`crate::Error`].
 
 pub mod auth;
 pub mod client;
+pub mod limits;
 pub mod reply;
 pub mod server;

@@ -7,6 +7,8 @@ use async_std::net::{TcpListener, TcpStream};
 use async_std::task;
 use futures_lite::future;
 
+use super::limits::Budget;
+
 /// Wakes every holder when the paired [`ShutdownTrigger`] fires or is dropped.
 #[derive(Clone, Debug)]
 pub struct ShutdownSignal(async_channel::Receiver<()>);
@@ -50,14 +52,23 @@ impl ShutdownSignal {
     }
 }
 
+/// Most connections a server keeps open; more wait in the kernel's accept queue
+/// until one closes (bounds the memory slow or stuck clients can hold).
+pub const MAX_CONNECTIONS: u64 = 1024;
+
 /// Serves `app` on `listener` until `shutdown` fires; then stops accepting and drops
 /// every open connection (in-flight requests are cancelled, as in a crash of that
-/// server, which is what tests that stop a broker want).
+/// server, which is what tests that stop a broker want). At most
+/// [`MAX_CONNECTIONS`] are served at once.
 pub async fn serve<S>(listener: TcpListener, app: tide::Server<S>, shutdown: ShutdownSignal)
 where
     S: Clone + Send + Sync + 'static,
 {
+    let connections = Budget::new(MAX_CONNECTIONS);
     loop {
+        let Some(slot) = shutdown.race(connections.acquire(1)).await else {
+            return;
+        };
         let accepted = match shutdown.race(listener.accept()).await {
             None => return,
             Some(accepted) => accepted,
@@ -68,6 +79,7 @@ where
                 let shutdown = shutdown.clone();
                 task::spawn(async move {
                     shutdown.race(serve_connection(stream, app)).await;
+                    drop(slot);
                 });
             }
             // Out of file descriptors or a connection reset before accept: back off a
