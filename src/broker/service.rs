@@ -480,21 +480,33 @@ impl BrokerService {
         offset: u64,
         max_bytes: usize,
     ) -> Result<FetchResult, Error> {
+        self.with_leader_log(topic, partition, |log| {
+            let high_watermark = log.high_watermark();
+            let batches = log
+                .read_below(offset, max_bytes, high_watermark)
+                .map_err(|err| range_error(err, topic, partition))?;
+            Ok(FetchResult {
+                batches,
+                end_offset: high_watermark,
+                high_watermark,
+            })
+        })
+    }
+
+    /// Runs `read` on the partition's log if this broker leads it.
+    fn with_leader_log<T>(
+        &self,
+        topic: &Topic,
+        partition: u32,
+        read: impl FnOnce(&PartitionLog) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         let part = self.partition(topic, partition)?;
         let data = self.leader_data(&part, topic, partition)?;
         let log = data
             .log
             .as_ref()
             .ok_or_else(|| self.not_leader(topic, partition))?;
-        let high_watermark = log.high_watermark();
-        let batches = log
-            .read_below(offset, max_bytes, high_watermark)
-            .map_err(|err| range_error(err, topic, partition))?;
-        Ok(FetchResult {
-            batches,
-            end_offset: high_watermark,
-            high_watermark,
-        })
+        read(log)
     }
 
     /// Like [`BrokerService::fetch`], but when there is nothing committed at `offset`
@@ -588,21 +600,17 @@ impl BrokerService {
         partition: u32,
         epoch: u32,
     ) -> Result<EpochEndResponse, Error> {
-        let part = self.partition(topic, partition)?;
-        let data = self.leader_data(&part, topic, partition)?;
-        let log = data
-            .log
-            .as_ref()
-            .ok_or_else(|| self.not_leader(topic, partition))?;
-        Ok(match log.epoch_end(epoch) {
-            Some((epoch, end_offset)) => EpochEndResponse {
-                epoch: Some(epoch),
-                end_offset,
-            },
-            None => EpochEndResponse {
-                epoch: None,
-                end_offset: 0,
-            },
+        self.with_leader_log(topic, partition, |log| {
+            Ok(match log.epoch_end(epoch) {
+                Some((epoch, end_offset)) => EpochEndResponse {
+                    epoch: Some(epoch),
+                    end_offset,
+                },
+                None => EpochEndResponse {
+                    epoch: None,
+                    end_offset: 0,
+                },
+            })
         })
     }
 
@@ -611,11 +619,7 @@ impl BrokerService {
     pub fn end_offsets(&self, partitions: &[TopicPartition]) -> Result<Vec<u64>, Error> {
         partitions
             .iter()
-            .map(|tp| {
-                let part = self.partition(&tp.topic, tp.partition)?;
-                let data = self.leader_data(&part, &tp.topic, tp.partition)?;
-                Ok(data.log.as_ref().map_or(0, PartitionLog::high_watermark))
-            })
+            .map(|tp| self.with_leader_log(&tp.topic, tp.partition, |log| Ok(log.high_watermark())))
             .collect()
     }
 
