@@ -132,11 +132,9 @@ async fn leader_restart(stop_first: bool) {
     let mut during = Vec::new();
     if stop_first {
         cluster.stop_leader().await;
-        let err = c.poll().await.unwrap_err();
-        assert!(
-            matches!(err, Error::Unavailable { .. }),
-            "poll without leader: {err:?}"
-        );
+        // A poll without the leader rides through: no records, no error (for the
+        // consumer's retry timeout).
+        assert_eq!(c.poll().await.unwrap(), vec![], "poll without leader");
         // Brokers keep serving a producer that knows where the partitions are.
         during = send_n(&mut producer, "t", "during", 10).await;
     }

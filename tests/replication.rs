@@ -332,3 +332,33 @@ async fn a_controller_restart_mid_traffic_loses_nothing() {
     let parts = describe(&producer, "t").await;
     assert!(parts.iter().all(|p| p.in_sync.len() == 3), "{parts:#?}");
 }
+
+#[async_std::test]
+async fn a_consumer_reports_the_error_once_its_retry_timeout_passes() {
+    let mut cluster = start(replicated(1)).await;
+    let mut c = logbrook::Consumer::with_config(
+        "c".into(),
+        cluster.leader_addr(),
+        logbrook::ConsumerConfig {
+            retry_timeout: Duration::from_millis(300),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    c.join_consumer_group("g".into()).await.unwrap();
+    cluster.stop_leader().await;
+    let started = Instant::now();
+    let err = loop {
+        match c.poll().await {
+            Ok(none) => assert!(none.is_empty()),
+            Err(err) => break err,
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no error reported"
+        );
+    };
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+}
