@@ -11,6 +11,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::error::{io_err, LogError};
+use super::fault::{self, Op};
 use super::recovery::sync_dir;
 
 const FILE_NAME: &str = "high-watermark";
@@ -42,14 +43,24 @@ fn parse(text: &str) -> Option<u64> {
     (lines.next()?.is_empty() && lines.next().is_none()).then_some(hw)
 }
 
-/// Durably replaces the checkpoint with `hw`.
+/// Durably replaces the checkpoint with `hw`. On error the old checkpoint
+/// stays (or, if only the directory fsync failed, the new one may be in
+/// place but not durable).
 pub(crate) fn write(dir: &Path, hw: u64) -> Result<(), LogError> {
     let tmp = dir.join(TMP_NAME);
-    let mut file = File::create(&tmp).map_err(io_err("create", &tmp))?;
-    file.write_all(format!("{VERSION}\n{hw}\n").as_bytes())
-        .map_err(io_err("write", &tmp))?;
-    file.sync_all().map_err(io_err("fsync", &tmp))?;
+    let mut file = fault::check(Op::Checkpoint)
+        .and_then(|()| File::create(&tmp))
+        .map_err(io_err("create", &tmp))?;
+    let written = file
+        .write_all(format!("{VERSION}\n{hw}\n").as_bytes())
+        .map_err(io_err("write", &tmp))
+        .and_then(|()| file.sync_all().map_err(io_err("fsync", &tmp)));
     drop(file);
+    if let Err(err) = written {
+        // Best effort: a stray temporary file is ignored anyway.
+        let _ = fs::remove_file(&tmp);
+        return Err(err);
+    }
     let target = path(dir);
     fs::rename(&tmp, &target).map_err(io_err("rename high watermark into", &target))?;
     sync_dir(dir)

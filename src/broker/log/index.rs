@@ -11,6 +11,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::error::{io_err, LogError};
+use super::fault::{self, Op};
 
 /// Bytes per on-disk entry.
 pub(crate) const ENTRY_LEN: usize = 8;
@@ -98,12 +99,15 @@ impl OffsetIndex {
 
     /// Creates an empty index at `path`, discarding any old file there.
     pub(crate) fn create(path: PathBuf) -> Result<OffsetIndex, LogError> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
+        let file = fault::check(Op::CreateIndex)
+            .and_then(|()| {
+                OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&path)
+            })
             .map_err(io_err("create index", &path))?;
         Ok(OffsetIndex {
             path,
@@ -142,7 +146,7 @@ impl OffsetIndex {
     /// Appends one entry to memory and file.
     pub(crate) fn append(&mut self, entry: IndexEntry) -> Result<(), LogError> {
         let at = (self.entries.len() * ENTRY_LEN) as u64;
-        if let Err(err) = self.file.write_all_at(&entry.encode(), at) {
+        if let Err(err) = fault::write_all_at(Op::IndexWrite, &self.file, &entry.encode(), at) {
             // A partial entry would make the whole file look like garbage.
             let _ = self.file.set_len(at);
             return Err(io_err("write index", &self.path)(err));

@@ -16,11 +16,20 @@
 //! The log is synchronous and single-writer (`&mut self` appends, `&self`
 //! reads via positional I/O); the broker decides threading and how often to
 //! call [`PartitionLog::sync`].
+//!
+//! A write that fails (a full disk, an I/O error) is reported as
+//! [`LogError::Io`] naming the file and the OS error and leaves the log as
+//! it was: its state in memory is untouched, bytes it got onto disk are cut
+//! off again (if even that fails, before the next write or roll; reads never
+//! look past the last whole batch), and the files of a failed roll are
+//! deleted before anything else is written, so the next append gets the
+//! same offsets and recovery finds nothing to repair.
 
 mod checkpoint;
 mod config;
 mod epochs;
 mod error;
+mod fault;
 mod index;
 mod producers;
 mod recovery;
@@ -30,6 +39,8 @@ mod scan;
 mod segment;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_faults;
 #[cfg(test)]
 mod tests_replication;
 
@@ -45,7 +56,7 @@ use error::io_err;
 use recovery::{sync_dir, Recovered};
 use replay::{replay, Derived};
 use replication::NO_LEADER_EPOCH;
-use segment::Segment;
+use segment::{index_path, log_path, remove_segment_files, Segment};
 
 /// The offsets an append assigned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +89,8 @@ pub struct PartitionLog {
     high_watermark: u64,
     /// The value in the checkpoint file (0 when there is none).
     checkpointed_hw: u64,
+    /// Base offset of a segment a failed roll may have left files of.
+    stray: Option<u64>,
 }
 
 impl PartitionLog {
@@ -115,6 +128,7 @@ impl PartitionLog {
             derived,
             high_watermark,
             checkpointed_hw,
+            stray: None,
         })
     }
 
@@ -130,7 +144,10 @@ impl PartitionLog {
     /// duplicate is not written and its original offsets are returned.
     ///
     /// On error nothing is appended, though `batch`'s base offset field may
-    /// already have been overwritten.
+    /// already have been overwritten. An I/O error (a full disk) leaves the
+    /// log as it was, in memory and on disk (bar a roll to a new, empty
+    /// segment), and names the file and the OS error; the next append
+    /// gets the offsets the failed one would have had.
     pub fn append(&mut self, batch: &mut [u8]) -> Result<AppendInfo, LogError> {
         self.append_leader(batch, NO_LEADER_EPOCH)
             .map(AppendOutcome::info)
@@ -155,6 +172,7 @@ impl PartitionLog {
                 end: base_offset,
                 records: record_count,
             })?;
+        self.prepare_write()?;
         if self.must_roll(batch.len() as u64, next_offset) {
             self.roll()?;
         }
@@ -182,13 +200,50 @@ impl PartitionLog {
                 || next_offset - 1 - self.active.base_offset() > u64::from(u32::MAX))
     }
 
+    /// Clears what earlier failures left in the way of a write: the files
+    /// of a failed roll, and a checkpoint above the end (a truncation could
+    /// not rewrite it, or recovery cut the log below it), which after a
+    /// crash would count the offsets about to be written as committed.
+    fn prepare_write(&mut self) -> Result<(), LogError> {
+        self.remove_stray()?;
+        if self.checkpointed_hw > self.end_offset() {
+            checkpoint::write(&self.dir, self.high_watermark)?;
+            self.checkpointed_hw = self.high_watermark;
+        }
+        Ok(())
+    }
+
     fn roll(&mut self) -> Result<(), LogError> {
+        // A closed segment is trusted at open: nothing may follow its batches.
+        self.active.trim()?;
         self.active.sync_all()?;
-        let fresh = Segment::create(&self.dir, self.end_offset())?;
-        sync_dir(&self.dir)?;
+        let base = self.end_offset();
+        let fresh =
+            Segment::create(&self.dir, base).and_then(|fresh| sync_dir(&self.dir).map(|()| fresh));
+        let fresh = match fresh {
+            Ok(fresh) => fresh,
+            Err(err) => {
+                // An empty segment file left at `base` would end the log
+                // there at the next open once appends to the active segment
+                // (a smaller batch may still fit) went past it, deleting
+                // every later segment.
+                self.stray = Some(base);
+                let _ = self.remove_stray();
+                return Err(err);
+            }
+        };
         let full = std::mem::replace(&mut self.active, fresh);
         self.closed.push(full);
         self.dirty = false;
+        Ok(())
+    }
+
+    /// Deletes the files a failed roll may have left, if any.
+    fn remove_stray(&mut self) -> Result<(), LogError> {
+        if let Some(base) = self.stray {
+            remove_segment_files(&index_path(&self.dir, base), &log_path(&self.dir, base))?;
+            self.stray = None;
+        }
         Ok(())
     }
 
@@ -305,41 +360,55 @@ impl PartitionLog {
     /// latest batch was cut, and a high watermark past the new end is moved
     /// back to it; a checkpoint past the new end is rewritten at once, so
     /// that a crash cannot bring back a high watermark covering offsets that
-    /// will be written anew.
+    /// will be written anew (if that fails, the next append retries it).
+    ///
+    /// On error the log may be cut part of the way (to a segment boundary
+    /// between `offset` and the old end, or to `offset` but not durably);
+    /// memory and disk agree either way, and calling again finishes the job.
     pub fn truncate_to(&mut self, offset: u64) -> Result<(), LogError> {
         self.check_range(offset)?;
         if offset == self.end_offset() {
             return Ok(());
         }
-        let i = self.segment_index(offset);
-        let target = self.segments().nth(i).unwrap_or(&self.active);
-        let (pos, _, batch_base) = target.locate(offset, self.config.index_interval_bytes)?;
-        if i < self.closed.len() {
-            let doomed = self.closed.split_off(i + 1);
-            if let Some(keep) = self.closed.pop() {
-                let old_active = std::mem::replace(&mut self.active, keep);
-                // Newest first, so a crash midway leaves a shorter but
-                // gap-free log.
-                let mut result = old_active.remove();
-                for segment in doomed.into_iter().rev() {
-                    result = result.and(segment.remove());
-                }
-                result?;
-                sync_dir(&self.dir)?;
-            }
-        }
-        self.active.truncate(pos, batch_base)?;
-        self.dirty = false;
+        self.remove_stray()?;
+        let cut = self.cut_to(offset);
+        // However far the cut got, what is derived follows the log's end.
         let end = self.end_offset();
         self.derived.epochs.truncate_from(end);
         self.high_watermark = self.high_watermark.min(end);
         if self.derived.producers.reach(end) {
             self.derived = replay(self.segments())?;
         }
+        cut?;
         if self.checkpointed_hw > end {
             checkpoint::write(&self.dir, self.high_watermark)?;
             self.checkpointed_hw = self.high_watermark;
         }
+        Ok(())
+    }
+
+    /// The files' side of [`PartitionLog::truncate_to`].
+    fn cut_to(&mut self, offset: u64) -> Result<(), LogError> {
+        let i = self.segment_index(offset);
+        let target = self.segments().nth(i).unwrap_or(&self.active);
+        let (pos, _, batch_base) = target.locate(offset, self.config.index_interval_bytes)?;
+        if i < self.closed.len() {
+            // Newest first, each segment forgotten only once its files are
+            // gone, so an error or a crash midway leaves a shorter but
+            // gap-free log, the same in memory as on disk.
+            while self.closed.len() > i {
+                self.active.remove_files()?;
+                let Some(previous) = self.closed.pop() else {
+                    break;
+                };
+                self.active = previous;
+            }
+            sync_dir(&self.dir)?;
+        }
+        // Until the cut is synced.
+        self.dirty = true;
+        self.active.truncate(pos, batch_base)?;
+        self.dirty = false;
         Ok(())
     }
 

@@ -13,6 +13,7 @@ use std::path::Path;
 
 use super::config::LogConfig;
 use super::error::{io_err, LogError};
+use super::fault::{self, Op};
 use super::index::IndexEntry;
 use super::scan::{scan, Check, Scan, ScanInput};
 use super::segment::{index_path, log_path, parse_log_name, remove_if_exists, Segment};
@@ -135,7 +136,8 @@ fn list_segments(dir: &Path) -> Result<Vec<u64>, LogError> {
 
 /// Makes file creations and deletions in `dir` durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), LogError> {
-    File::open(dir)
+    fault::check(Op::DirSync)
+        .and_then(|()| File::open(dir))
         .and_then(|d| d.sync_all())
         .map_err(io_err("fsync directory", dir))
 }

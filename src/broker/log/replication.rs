@@ -94,8 +94,11 @@ impl PartitionLog {
     /// appends, without judging the producers (the leader did). Returns the
     /// new end offset.
     ///
-    /// Batches before a bad one stay appended; the error comes after them.
-    /// Under [`FsyncPolicy::Always`] one fsync covers the whole call.
+    /// Batches before a bad one (or one that could not be written) stay
+    /// appended; the error comes after them. Under [`FsyncPolicy::Always`]
+    /// one fsync covers the whole call, and if it fails the call's batches
+    /// are cut again, so that the log never reports as stored what may not
+    /// be on disk.
     pub fn append_replicated(&mut self, batches: &[u8]) -> Result<u64, LogError> {
         let start = self.end_offset();
         let mut result = Ok(());
@@ -108,7 +111,11 @@ impl PartitionLog {
             }
         }
         if self.config.fsync == FsyncPolicy::Always && self.end_offset() != start {
-            self.active.sync_log()?;
+            if let Err(err) = self.active.sync_log() {
+                let _ = self.truncate_to(start);
+                // The first failure says the most.
+                return Err(result.err().unwrap_or(err));
+            }
             self.dirty = false;
         }
         result.map(|()| self.end_offset())

@@ -7,6 +7,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::error::{io_err, LogError};
+use super::fault::{self, Op};
 use super::index::{wants_entry, IndexEntry, OffsetIndex};
 use super::scan::{last_offset, Window};
 use crate::protocol::batch::{BatchHeader, HEADER_LEN};
@@ -52,10 +53,18 @@ pub(crate) struct Segment {
     log: File,
     log_path: PathBuf,
     index: OffsetIndex,
+    /// The files may hold bytes past `size` (or index entries past those in
+    /// memory): a write failed and so did cutting it off. Reads never look
+    /// past `size` and recovery would cut them at open, but they must go
+    /// before the next write or roll, lest they end up behind a batch or
+    /// inside a closed segment, which recovery trusts.
+    torn: bool,
 }
 
 impl Segment {
-    /// Creates an empty segment (replacing leftovers of a failed roll).
+    /// Creates an empty segment (replacing leftovers of a failed roll). On
+    /// error it may leave an empty `.log` behind, which the caller must
+    /// delete (see [`remove_segment_files`]).
     pub(crate) fn create(dir: &Path, base_offset: u64) -> Result<Segment, LogError> {
         let log_path = log_path(dir, base_offset);
         let log = OpenOptions::new()
@@ -73,6 +82,7 @@ impl Segment {
             log,
             log_path,
             index,
+            torn: false,
         })
     }
 
@@ -98,6 +108,7 @@ impl Segment {
             log,
             log_path,
             index,
+            torn: false,
         };
         Ok((segment, valid))
     }
@@ -141,7 +152,9 @@ impl Segment {
     }
 
     /// Appends one batch whose offsets end before `next_offset`. On error
-    /// the file and index are as before.
+    /// the segment is as before in memory, and on disk too unless cutting
+    /// off what the failed write left fails as well (then the next
+    /// [`Segment::trim`] tries again).
     pub(crate) fn append(
         &mut self,
         batch: &[u8],
@@ -149,18 +162,43 @@ impl Segment {
         index_interval: u32,
         fsync: bool,
     ) -> Result<(), LogError> {
+        self.trim()?;
         let pos = self.size;
-        let result = self.write(batch, pos, index_interval, fsync);
-        if result.is_err() {
-            // Best effort: if even this fails, recovery at the next open
-            // cuts whatever is past the last whole batch it can verify.
-            let _ = self.log.set_len(pos);
-            let _ = self.index.truncate_from(pos);
-            return result;
+        if let Err(err) = self.write(batch, pos, index_interval, fsync) {
+            // Some bytes (or an index entry) may have made it to the files.
+            self.torn = true;
+            let _ = self.trim();
+            return Err(err);
         }
         self.size = pos + batch.len() as u64;
         self.next_offset = next_offset;
         Ok(())
+    }
+
+    /// Cuts off whatever a failed write left past the last whole batch, if
+    /// anything: a no-op unless a write failed since the last cut.
+    pub(crate) fn trim(&mut self) -> Result<(), LogError> {
+        if self.torn {
+            let len = self
+                .log
+                .metadata()
+                .map_err(io_err("stat segment", &self.log_path))?
+                .len();
+            // Only what a write added: a write that failed outright left
+            // nothing (and a device, /dev/full say, cannot be cut).
+            if len > self.size {
+                self.cut_log(self.size)?;
+            }
+            self.index.truncate_from(self.size)?;
+            self.torn = false;
+        }
+        Ok(())
+    }
+
+    fn cut_log(&self, len: u64) -> Result<(), LogError> {
+        fault::check(Op::LogTruncate)
+            .and_then(|()| self.log.set_len(len))
+            .map_err(io_err("truncate segment", &self.log_path))
     }
 
     fn write(
@@ -170,8 +208,7 @@ impl Segment {
         index_interval: u32,
         fsync: bool,
     ) -> Result<(), LogError> {
-        self.log
-            .write_all_at(batch, pos)
+        fault::write_all_at(Op::LogWrite, &self.log, batch, pos)
             .map_err(io_err("write segment", &self.log_path))?;
         if wants_entry(pos, self.index.last_position(), index_interval) {
             // The log rolls before a segment outgrows u32 positions or
@@ -241,21 +278,24 @@ impl Segment {
     }
 
     /// Cuts the segment at `pos`, a batch boundary, so it ends before
-    /// `next_offset`; durable before returning.
+    /// `next_offset`; durable before returning. Once the file is cut the
+    /// segment is shorter in memory too, even if what follows fails.
     pub(crate) fn truncate(&mut self, pos: u64, next_offset: u64) -> Result<(), LogError> {
-        self.log
-            .set_len(pos)
-            .map_err(io_err("truncate segment", &self.log_path))?;
-        self.sync_log()?;
-        self.index.truncate_from(pos)?;
+        self.cut_log(pos)?;
         self.size = pos;
         self.next_offset = next_offset;
-        Ok(())
+        self.torn = false;
+        if let Err(err) = self.index.truncate_from(pos) {
+            // Entries past the end on disk: trim() retries.
+            self.torn = true;
+            return Err(err);
+        }
+        self.sync_log()
     }
 
     pub(crate) fn sync_log(&self) -> Result<(), LogError> {
-        self.log
-            .sync_data()
+        fault::check(Op::LogSync)
+            .and_then(|()| self.log.sync_data())
             .map_err(io_err("fsync segment", &self.log_path))
     }
 
@@ -266,17 +306,11 @@ impl Segment {
         self.index.sync()
     }
 
-    /// Deletes both files.
-    pub(crate) fn remove(self) -> Result<(), LogError> {
-        let Segment {
-            log,
-            log_path,
-            index,
-            ..
-        } = self;
-        drop(log);
-        remove_if_exists(&log_path)?;
-        remove_if_exists(index.path())
+    /// Deletes both files, the index first: the `.log` is what makes a
+    /// segment, so on error the segment is still there (perhaps without its
+    /// index, which recovery rebuilds) and must stay in the log's memory.
+    pub(crate) fn remove_files(&self) -> Result<(), LogError> {
+        remove_segment_files(self.index.path(), &self.log_path)
     }
 
     fn corrupt(&self, position: u64, reason: &'static str) -> LogError {
@@ -286,6 +320,14 @@ impl Segment {
             reason,
         }
     }
+}
+
+/// Deletes a segment's `.index`, then its `.log`; files already gone are
+/// fine.
+pub(crate) fn remove_segment_files(index: &Path, log: &Path) -> Result<(), LogError> {
+    remove_if_exists(index)?;
+    fault::check(Op::RemoveLog).map_err(io_err("delete", log))?;
+    remove_if_exists(log)
 }
 
 /// Deletes a file; one that is already gone is fine.

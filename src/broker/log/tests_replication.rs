@@ -13,7 +13,12 @@ use crate::protocol::batch::{self as codec, BatchError};
 /// A batch of `records` records from an idempotent producer. BatchBuilder
 /// cannot set the producer fields, so they are patched in and the CRC
 /// recomputed.
-fn idem_batch(records: usize, producer_id: i64, epoch: i16, base_sequence: i32) -> Vec<u8> {
+pub(super) fn idem_batch(
+    records: usize,
+    producer_id: i64,
+    epoch: i16,
+    base_sequence: i32,
+) -> Vec<u8> {
     let mut batch = make_batch(0, records, 0);
     batch[43..51].copy_from_slice(&producer_id.to_be_bytes());
     batch[51..53].copy_from_slice(&epoch.to_be_bytes());
