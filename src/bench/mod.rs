@@ -7,7 +7,10 @@
 //!   consumer reads them all; reports records/s and MB/s of the consumer alone.
 //! - `e2e`: a producer sends at a fixed rate with its send time in each record; a
 //!   consumer reads them; reports the end-to-end latency distribution.
+//! - `load`: many producers and consumers at once for a while; checks that nothing
+//!   acknowledged is lost or duplicated and reports memory (see `load`).
 
+pub mod load;
 mod report;
 
 use std::time::{Duration, Instant};
@@ -32,6 +35,10 @@ pub struct BenchConfig {
     pub partitions: u32,
     /// The producer's batching.
     pub batch: BatchConfig,
+    /// When the partition leader acknowledges.
+    pub acks: crate::protocol::control::Acks,
+    /// Replication factor of the benchmark topic (the cluster's default when `None`).
+    pub replication_factor: Option<u32>,
     /// The cluster's shared secret, if any.
     pub auth_token: Option<String>,
     /// Print a progress line this often (none when zero).
@@ -59,13 +66,18 @@ async fn producer_for(config: &BenchConfig, topic: &Topic) -> Result<Producer, E
         config.leader.clone(),
         ProducerConfig {
             batch: config.batch.clone(),
+            acks: config.acks,
             auth_token: config.auth_token.clone(),
             ..ProducerConfig::default()
         },
     )
     .await?;
     producer
-        .create_topic(topic.clone(), Some(config.partitions), None)
+        .create_topic(
+            topic.clone(),
+            Some(config.partitions),
+            config.replication_factor,
+        )
         .await?;
     Ok(producer)
 }

@@ -4,12 +4,14 @@ use std::time::Duration;
 
 use structopt::StructOpt;
 
+use crate::bench::load::{self, LoadConfig, SpawnConfig};
 use crate::bench::{self, BenchConfig, Report};
 use crate::broker::log::{FsyncPolicy, LogConfig};
 use crate::client::BatchConfig;
 use crate::cluster::{Cluster, ClusterConfig};
 use crate::error::Error;
 use crate::names::ServerId;
+use crate::protocol::control::Acks;
 
 use super::DEFAULT_LEADER;
 
@@ -28,6 +30,145 @@ pub enum Args {
         #[structopt(flatten)]
         common: Common,
     },
+    /// Load test: many producers and consumers at once; checks that nothing
+    /// acknowledged is lost or delivered twice, reports throughput and memory
+    Load(LoadArgs),
+}
+
+/// Options of `logbrook bench load`.
+#[derive(Debug, StructOpt)]
+pub struct LoadArgs {
+    /// Producer clients (each its own producer, one task each)
+    #[structopt(long, default_value = "50")]
+    producers: usize,
+    /// Consumer clients, spread round robin over the groups
+    #[structopt(long, default_value = "50")]
+    consumers: usize,
+    /// Consumer groups (each must receive every record)
+    #[structopt(long, default_value = "5")]
+    groups: usize,
+    /// How long the producers send
+    #[structopt(long, default_value = "60")]
+    duration_secs: f64,
+    /// Topics (producers send round robin over them; every consumer subscribes to all)
+    #[structopt(long, default_value = "5")]
+    topics: usize,
+    /// Partitions per topic
+    #[structopt(long, default_value = "4")]
+    partitions: u32,
+    /// Replication factor of the topics (default: the cluster's, min(3, brokers))
+    #[structopt(long)]
+    replication_factor: Option<u32>,
+    /// Records per second per producer
+    #[structopt(long, default_value = "1000")]
+    rate: u64,
+    /// Bytes per record value (at least 20: producer id, sequence, send time)
+    #[structopt(long, default_value = "100")]
+    record_size: usize,
+    /// Producer acks: all, leader or none
+    #[structopt(long, default_value = "all")]
+    acks: Acks,
+    /// Each producer flushes this often (milliseconds)
+    #[structopt(long, default_value = "100")]
+    flush_ms: u64,
+    /// The producer sends a partition's batch once it holds this many bytes
+    #[structopt(long, default_value = "1048576")]
+    batch_size: usize,
+    /// ... or this long after its first record
+    #[structopt(long, default_value = "5")]
+    linger_ms: u64,
+    /// After the producers stop, how long consumers may take to receive every
+    /// acknowledged record
+    #[structopt(long, default_value = "60")]
+    drain_secs: u64,
+    /// Use a running cluster at this leader address instead of spawning one
+    #[structopt(long)]
+    leader: Option<String>,
+    /// Start a `logbrook cluster` process (temporary data dir, stopped with SIGTERM at
+    /// the end) and measure its memory apart from the clients (the default)
+    #[structopt(long, conflicts_with = "leader")]
+    spawn: bool,
+    /// With --leader: the pid of the cluster process, to sample its memory
+    #[structopt(long)]
+    cluster_pid: Option<u32>,
+    /// Brokers of the spawned cluster
+    #[structopt(long, default_value = "3")]
+    brokers: usize,
+    /// fsync policy of the spawned cluster's brokers
+    #[structopt(long, default_value = "every-ms:1000")]
+    fsync: FsyncPolicy,
+    /// Fail if the cluster's peak RSS (VmHWM) exceeds this many MiB
+    #[structopt(long)]
+    max_cluster_rss_mib: Option<u64>,
+    /// Print a progress line to stderr this often (0: never)
+    #[structopt(long, default_value = "5")]
+    progress_secs: u64,
+    #[structopt(flatten)]
+    auth: super::AuthArgs,
+    /// Print the result as one JSON object
+    #[structopt(long)]
+    json: bool,
+}
+
+impl LoadArgs {
+    async fn run(&self) -> Result<(), Error> {
+        // --spawn is the default; structopt refuses it together with --leader.
+        let spawn = match (&self.leader, self.spawn) {
+            (Some(_), false) => None,
+            _ => Some(SpawnConfig {
+                exe: std::env::current_exe().map_err(|e| {
+                    Error::invalid(format!("cannot find the logbrook executable: {e}"))
+                })?,
+                brokers: self.brokers.max(1),
+                fsync: self.fsync.to_string(),
+            }),
+        };
+        let leader = match &self.leader {
+            Some(addr) => ServerId::new(addr.clone())?,
+            None => ServerId::from("127.0.0.1:0"),
+        };
+        let config = LoadConfig {
+            leader,
+            producers: self.producers,
+            consumers: self.consumers,
+            groups: self.groups.max(1),
+            duration: Duration::from_secs_f64(self.duration_secs.max(0.0)),
+            topics: self.topics,
+            partitions: self.partitions,
+            replication_factor: self.replication_factor,
+            rate: self.rate.max(1),
+            record_size: self.record_size.max(load::HEADER_BYTES),
+            acks: self.acks,
+            batch: BatchConfig {
+                batch_size: self.batch_size.max(1),
+                linger: Duration::from_millis(self.linger_ms),
+                ..BatchConfig::default()
+            },
+            flush_every: Duration::from_millis(self.flush_ms.max(1)),
+            drain_timeout: Duration::from_secs(self.drain_secs),
+            auth_token: self.auth.auth_token.clone(),
+            progress_every: Duration::from_secs(self.progress_secs),
+            cluster_pid: self.cluster_pid,
+            max_cluster_rss_kib: self.max_cluster_rss_mib.map(|m| m * 1024),
+            data_dir: None,
+        };
+        let report = load::load(config, spawn).await?;
+        if self.json {
+            println!("{}", report.to_json());
+        } else {
+            println!("{report}");
+        }
+        if !report.passed() {
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+            eprintln!(
+                "logbrook: load test failed: {}",
+                report.failures().join("; ")
+            );
+            std::process::exit(1);
+        }
+        Ok(())
+    }
 }
 
 /// Options every benchmark takes.
@@ -60,6 +201,13 @@ pub struct Common {
     /// ... or this long after its first record (0: at once when the partition is idle)
     #[structopt(long, default_value = "5")]
     linger_ms: u64,
+    /// When the partition leader acknowledges: all (every in-sync replica has the
+    /// records), leader, or none
+    #[structopt(long, default_value = "all")]
+    acks: Acks,
+    /// Replication factor of the benchmark topic (default: the cluster's, min(3, brokers))
+    #[structopt(long)]
+    replication_factor: Option<u32>,
     #[structopt(flatten)]
     auth: super::AuthArgs,
     /// Print the result as one JSON object instead of a sentence
@@ -70,6 +218,7 @@ pub struct Common {
 impl Args {
     pub(super) async fn run(self) -> Result<(), Error> {
         let (common, rate) = match &self {
+            Args::Load(load) => return load.run().await,
             Args::Produce(c) | Args::Consume(c) => (c, None),
             Args::E2e { rate, common } => (common, Some(*rate)),
         };
@@ -102,6 +251,8 @@ impl Args {
                 linger: Duration::from_millis(common.linger_ms),
                 ..BatchConfig::default()
             },
+            acks: common.acks,
+            replication_factor: common.replication_factor,
             auth_token: common.auth.auth_token.clone(),
             progress_every: if common.json {
                 Duration::ZERO

@@ -45,7 +45,7 @@ pub enum Command {
     /// Show a topic's partitions: leader, leader epoch, high watermark, replicas and
     /// in-sync replicas
     Describe(describe::Args),
-    /// Measure throughput and latency (produce, consume, e2e)
+    /// Measure throughput and latency (produce, consume, e2e) or run a load test (load)
     Bench(bench::Args),
 }
 
