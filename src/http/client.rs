@@ -1,13 +1,24 @@
 //! The HTTP client every logbrook client uses: one pooled surf client with
 //! TCP_NODELAY and keep-alive; failures come back as [`Error`].
+//!
+//! A pooled keep-alive connection must never carry one request's answer to another.
+//! surf puts a connection back in its pool even when the request on it was given up
+//! (a timeout, or a dropped future) with its answer still to come; the next request
+//! on it would read that stale answer. So every exchange (request and whole body)
+//! runs under a guard: one that does not complete poisons the pool, and the next
+//! request starts a fresh one. As a second line, servers echo each request's target
+//! ([`REQUEST_ECHO_HEADER`]) and an answer for another target is refused (and
+//! poisons the pool too).
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::Error;
+use crate::http::{request_target, REQUEST_ECHO_HEADER};
 use crate::names::ServerId;
 
 /// How long a request may take before it counts as `Unavailable`.
@@ -16,7 +27,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A pooled HTTP client. Cheap to clone: clones share connections.
 #[derive(Clone, Debug)]
 pub struct HttpClient {
-    client: surf::Client,
+    pool: Arc<Pool>,
     timeout: Duration,
     /// The cluster's shared secret, sent as `Authorization: Bearer <token>`.
     auth_token: Option<Arc<str>>,
@@ -33,6 +44,73 @@ pub struct BytesResponse {
     pub high_watermark: Option<u64>,
 }
 
+/// surf's client (and its connection pool), replaced when poisoned.
+#[derive(Debug)]
+struct Pool {
+    client: RwLock<surf::Client>,
+    poisoned: AtomicBool,
+}
+
+impl Pool {
+    fn new() -> Pool {
+        Pool {
+            client: RwLock::new(new_surf_client()),
+            poisoned: AtomicBool::new(false),
+        }
+    }
+
+    /// The current client; a fresh one (new connections) if the pool was poisoned.
+    fn client(&self) -> surf::Client {
+        if self.poisoned.swap(false, Ordering::AcqRel) {
+            let mut client = self.client.write().unwrap_or_else(|p| p.into_inner());
+            *client = new_surf_client();
+            return client.clone();
+        }
+        self.client
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn poison(&self) {
+        self.poisoned.store(true, Ordering::Release);
+    }
+}
+
+fn new_surf_client() -> surf::Client {
+    let config = surf::Config::new()
+        .set_tcp_no_delay(true)
+        .set_http_keep_alive(true)
+        // Timeouts are applied per exchange, so long polls can differ.
+        .set_timeout(None);
+    match surf::Client::try_from(config) {
+        Ok(client) => client,
+        Err(never) => match never {},
+    }
+}
+
+/// Poisons the pool unless the exchange it guards completed.
+struct ExchangeGuard<'a> {
+    pool: &'a Pool,
+    completed: bool,
+}
+
+impl Drop for ExchangeGuard<'_> {
+    fn drop(&mut self) {
+        if !self.completed {
+            self.pool.poison();
+        }
+    }
+}
+
+/// A whole answer: status, the headers logbrook reads, the body.
+struct Answer {
+    status: u16,
+    end_offset: Option<u64>,
+    high_watermark: Option<u64>,
+    body: Vec<u8>,
+}
+
 /// The header carrying a partition's end in fetch answers (for consumers, the high
 /// watermark: the end of what they may read).
 pub const END_OFFSET_HEADER: &str = "logbrook-end-offset";
@@ -42,17 +120,8 @@ pub const HIGH_WATERMARK_HEADER: &str = "logbrook-high-watermark";
 impl HttpClient {
     /// A client whose requests time out after `timeout`.
     pub fn new(timeout: Duration) -> HttpClient {
-        let config = surf::Config::new()
-            .set_tcp_no_delay(true)
-            .set_http_keep_alive(true)
-            // Timeouts are applied per request in `send`, so long polls can differ.
-            .set_timeout(None);
-        let client = match surf::Client::try_from(config) {
-            Ok(client) => client,
-            Err(never) => match never {},
-        };
         HttpClient {
-            client,
+            pool: Arc::new(Pool::new()),
             timeout,
             auth_token: None,
         }
@@ -88,11 +157,10 @@ impl HttpClient {
         Ok(surf::RequestBuilder::new(method, url))
     }
 
-    async fn send(
-        &self,
-        addr: &ServerId,
-        req: surf::RequestBuilder,
-    ) -> Result<surf::Response, Error> {
+    /// Sends the request and reads the whole answer within the timeout, under a
+    /// guard that poisons the pool if the exchange does not complete. Non-2xx
+    /// answers become the error their JSON body names.
+    async fn exchange(&self, addr: &ServerId, req: surf::RequestBuilder) -> Result<Answer, Error> {
         let unavailable = |reason: String| Error::Unavailable {
             addr: addr.to_string(),
             reason,
@@ -101,17 +169,45 @@ impl HttpClient {
             Some(token) => req.header("authorization", format!("Bearer {token}")),
             None => req,
         };
-        let fut = self.client.send(req);
-        let mut res = async_std::future::timeout(self.timeout, fut)
+        let req = req.build();
+        let target = request_target(req.url());
+        let mut guard = ExchangeGuard {
+            pool: &self.pool,
+            completed: false,
+        };
+        let client = self.pool.client();
+        let exchange = async {
+            let mut res = client
+                .send(req)
+                .await
+                .map_err(|e| unavailable(e.to_string()))?;
+            let body = res
+                .body_bytes()
+                .await
+                .map_err(|e| unavailable(format!("answer cut short: {e}")))?;
+            let header = |name: &str| res.header(name).map(|v| v.last().as_str().to_string());
+            if header(REQUEST_ECHO_HEADER).as_deref() != Some(target.as_str()) {
+                return Err(unavailable(format!(
+                    "the answer is for another request ({:?}, not {target:?}): connection out of step",
+                    header(REQUEST_ECHO_HEADER)
+                )));
+            }
+            let number = |name: &str| header(name).and_then(|v| v.parse::<u64>().ok());
+            Ok(Answer {
+                status: res.status().into(),
+                end_offset: number(END_OFFSET_HEADER),
+                high_watermark: number(HIGH_WATERMARK_HEADER),
+                body,
+            })
+        };
+        let answer = async_std::future::timeout(self.timeout, exchange)
             .await
-            .map_err(|_| unavailable(format!("no answer within {:?}", self.timeout)))?
-            .map_err(|e| unavailable(e.to_string()))?;
-        let status: u16 = res.status().into();
-        if (200..300).contains(&status) {
-            return Ok(res);
+            .map_err(|_| unavailable(format!("no answer within {:?}", self.timeout)))??;
+        guard.completed = true;
+        if (200..300).contains(&answer.status) {
+            return Ok(answer);
         }
-        let body = res.body_bytes().await.unwrap_or_default();
-        Err(Error::from_json_body(status, &body))
+        Err(Error::from_json_body(answer.status, &answer.body))
     }
 
     async fn json<T: DeserializeOwned>(
@@ -119,12 +215,8 @@ impl HttpClient {
         addr: &ServerId,
         req: surf::RequestBuilder,
     ) -> Result<T, Error> {
-        let mut res = self.send(addr, req).await?;
-        let bytes = res.body_bytes().await.map_err(|e| Error::Unavailable {
-            addr: addr.to_string(),
-            reason: format!("answer cut short: {e}"),
-        })?;
-        serde_json::from_slice(&bytes).map_err(|e| Error::Protocol {
+        let answer = self.exchange(addr, req).await?;
+        serde_json::from_slice(&answer.body).map_err(|e| Error::Protocol {
             reason: format!("unexpected answer from {addr}: {e}"),
         })
     }
@@ -201,23 +293,13 @@ impl HttpClient {
 
     /// `GET path`, binary answer.
     pub async fn get_bytes(&self, addr: &ServerId, path: &str) -> Result<BytesResponse, Error> {
-        let mut res = self
-            .send(addr, Self::request(surf::http::Method::Get, addr, path)?)
+        let answer = self
+            .exchange(addr, Self::request(surf::http::Method::Get, addr, path)?)
             .await?;
-        let header = |name: &str| {
-            res.header(name)
-                .and_then(|v| v.last().as_str().parse::<u64>().ok())
-        };
-        let end_offset = header(END_OFFSET_HEADER);
-        let high_watermark = header(HIGH_WATERMARK_HEADER);
-        let body = res.body_bytes().await.map_err(|e| Error::Unavailable {
-            addr: addr.to_string(),
-            reason: format!("answer cut short: {e}"),
-        })?;
         Ok(BytesResponse {
-            body,
-            end_offset,
-            high_watermark,
+            body: answer.body,
+            end_offset: answer.end_offset,
+            high_watermark: answer.high_watermark,
         })
     }
 }
@@ -234,5 +316,65 @@ struct SharedBytes(Arc<Vec<u8>>);
 impl AsRef<[u8]> for SharedBytes {
     fn as_ref(&self) -> &[u8] {
         &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::reply::JsonErrors;
+    use crate::http::server::{serve, shutdown_pair};
+    use async_std::net::TcpListener;
+    use async_std::task;
+
+    /// A keep-alive server answering `GET /slow` after 300 ms and `GET /fast` at once.
+    async fn slow_and_fast_server() -> (ServerId, crate::http::server::ShutdownTrigger) {
+        let mut app = tide::new();
+        app.with(JsonErrors);
+        app.at("/slow").get(|_| async {
+            task::sleep(Duration::from_millis(300)).await;
+            Ok("slow")
+        });
+        app.at("/fast").get(|_| async { Ok("fast") });
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = ServerId::new(listener.local_addr().expect("addr").to_string()).expect("id");
+        let (trigger, signal) = shutdown_pair();
+        task::spawn(serve(listener, app, signal));
+        (addr, trigger)
+    }
+
+    /// The regression of docs/faults.md's bug 1: after a request is given up with its
+    /// answer still to come, the next request on the same client must get its own
+    /// answer (surf's pool would hand it the stale one, or, once its recycle check ate
+    /// the stale answer's first bytes, fail with "invalid HTTP version" forever).
+    #[test]
+    fn an_abandoned_request_never_answers_the_next_one() {
+        task::block_on(async {
+            let (addr, _server) = slow_and_fast_server().await;
+            let client = HttpClient::new(Duration::from_millis(100));
+            let patient = client.with_timeout(Duration::from_secs(10));
+            // Warm the pool so the abandoned request reuses a pooled connection.
+            assert_eq!(
+                patient.get_bytes(&addr, "/fast").await.expect("fast").body,
+                b"fast"
+            );
+
+            let given_up = client.get_bytes(&addr, "/slow").await;
+            assert!(
+                matches!(given_up, Err(Error::Unavailable { .. })),
+                "{given_up:?}"
+            );
+            let next = patient.get_bytes(&addr, "/fast").await.expect("fast");
+            assert_eq!(next.body, b"fast", "answered with another request's answer");
+
+            // Again, and this time the stale answer has arrived before the next request.
+            let given_up = client.get_bytes(&addr, "/slow").await;
+            assert!(given_up.is_err(), "{given_up:?}");
+            task::sleep(Duration::from_millis(500)).await;
+            for _ in 0..3 {
+                let next = patient.get_bytes(&addr, "/fast").await.expect("fast");
+                assert_eq!(next.body, b"fast");
+            }
+        });
     }
 }

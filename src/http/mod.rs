@@ -7,10 +7,23 @@
 //! - `auth`: the optional shared secret every endpoint then requires.
 //! - `limits`: budgets bounding open connections and request bytes in memory.
 //! - `client`: one pooled surf client with TCP_NODELAY and keep-alive, turning
-//!   failures back into [`crate::Error`].
+//!   failures back into [`crate::Error`]; it never lets one request read another's
+//!   answer (servers echo each request's target in [`REQUEST_ECHO_HEADER`]).
 
 pub mod auth;
 pub mod client;
 pub mod limits;
 pub mod reply;
 pub mod server;
+
+/// The header in which servers echo each request's target (see [`request_target`]),
+/// so the client can refuse an answer that belongs to another request.
+pub const REQUEST_ECHO_HEADER: &str = "logbrook-request";
+
+/// A request's target as echoed in [`REQUEST_ECHO_HEADER`]: its path and query.
+pub fn request_target(url: &tide::http::Url) -> String {
+    match url.query() {
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_string(),
+    }
+}

@@ -8,6 +8,7 @@ use serde::Serialize;
 use tide::{Request, Response, StatusCode};
 
 use crate::error::Error;
+use crate::http::{request_target, REQUEST_ECHO_HEADER};
 
 /// Largest JSON control body accepted.
 pub const MAX_JSON_BODY: u64 = 1 << 20;
@@ -129,7 +130,8 @@ pub fn query_u64<S>(req: &Request<S>, name: &str, default: u64) -> Result<u64, E
 }
 
 /// Middleware: answers that carry no body (tide's own 404 for an unknown path, 405
-/// for a wrong method) get a JSON error body like every other failure.
+/// for a wrong method) get a JSON error body like every other failure, and every
+/// answer echoes its request's target (path and query) for the client to check.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct JsonErrors;
 
@@ -138,7 +140,12 @@ impl<S: Clone + Send + Sync + 'static> tide::Middleware<S> for JsonErrors {
     async fn handle(&self, req: Request<S>, next: tide::Next<'_, S>) -> tide::Result {
         let method = req.method();
         let path = req.url().path().to_string();
+        let target = request_target(req.url());
         let mut res = next.run(req).await;
+        // Lets the client check the answer belongs to its request (see
+        // `http::client`): a pooled connection must never hand one request another's
+        // answer.
+        res.insert_header(REQUEST_ECHO_HEADER, target);
         let message = match res.take_error() {
             Some(err) => Some(err.to_string()),
             None if !res.status().is_success() && res.len().unwrap_or(0) == 0 => {
