@@ -4,6 +4,8 @@
 //!   not, which costs ~40 ms per request on loopback), serves a tide app and stops on
 //!   a shutdown signal, closing open connections too.
 //! - `reply`: request parsing and the rendering of [`crate::Error`] as status + JSON.
+//! - `drain`: every request body is read before its answer goes out (async-h1
+//!   would otherwise lose a keep-alive client's next request).
 //! - `auth`: the optional shared secret every endpoint then requires.
 //! - `limits`: budgets bounding open connections and request bytes in memory.
 //! - `client`: one pooled surf client with TCP_NODELAY and keep-alive, turning
@@ -12,6 +14,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod drain;
 pub mod limits;
 pub mod reply;
 pub mod server;
