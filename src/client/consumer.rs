@@ -290,14 +290,7 @@ impl Consumer {
             MIN_PARTITION_FETCH_BYTES,
             self.config.max_partition_fetch_bytes.max(1),
         );
-        let mut answers = self.fetch_all(&assignment, share).await;
-        let nothing = answers.iter().all(|a| {
-            a.as_ref()
-                .is_none_or(|r| r.as_ref().map_or(true, |r| r.body.is_empty()))
-        });
-        if nothing && !max_wait.is_zero() {
-            answers = self.fetch_first(&assignment, share, max_wait).await;
-        }
+        let answers = self.fetch_assigned(&assignment, share, max_wait).await;
         // A partition whose leader failed to answer (moved, down): the next poll asks
         // the leader (controller) where it is now.
         let all_answered = answers.iter().all(|a| a.as_ref().is_none_or(Result::is_ok));
@@ -441,6 +434,42 @@ impl Consumer {
                 )
                 .await
         })
+    }
+
+    /// Fetches the assigned partitions: what they hold now, or, if none holds
+    /// anything, the first records to arrive within `max_wait`. Answers in
+    /// assignment order (`None`: not asked or not answered in time).
+    async fn fetch_assigned(
+        &self,
+        assignment: &[AssignedFetch],
+        max_bytes: u64,
+        max_wait: Duration,
+    ) -> Vec<Option<Result<BytesResponse, Error>>> {
+        if let [only] = assignment {
+            // One partition: one long-poll answers at once if it holds records, and
+            // needs no task of its own (the hop costs latency).
+            let answer = self
+                .brokers
+                .fetch(
+                    &only.broker_addr,
+                    &only.topic,
+                    only.partition,
+                    only.position,
+                    max_bytes,
+                    max_wait,
+                )
+                .await;
+            return vec![Some(answer)];
+        }
+        let answers = self.fetch_all(assignment, max_bytes).await;
+        let nothing = answers.iter().all(|a| {
+            a.as_ref()
+                .is_none_or(|r| r.as_ref().map_or(true, |r| r.body.is_empty()))
+        });
+        if nothing && !max_wait.is_zero() {
+            return self.fetch_first(assignment, max_bytes, max_wait).await;
+        }
+        answers
     }
 
     /// Fetches every partition concurrently, without waiting; answers in assignment
