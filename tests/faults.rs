@@ -73,33 +73,16 @@ fn leader_kill_9_then_restart() {
             )
             .await;
         s.event(format!("while down: {}", s.fmt_meta(&during)));
-        s.wait_acks(PROGRESS, Instant::now(), ACK_WAIT, "writes while b is down")
-            .await;
+        wait_progress(&s, "writes while b is down").await;
 
         s.cluster
             .restart_broker(slot)
             .unwrap_or_else(|e| s.fail(&e));
         let restarted = Instant::now();
         s.event(format!("restarted b{victim} on its data dir"));
-        let after = s
-            .wait_meta(
-                "the restarted broker is back in every in-sync set",
-                HEAL_WAIT,
-                |s, parts| s.healthy(parts),
-            )
-            .await;
-        s.note(format!(
-            "b{victim} back in every in-sync set {:.2} s after its restart: {}",
-            restarted.elapsed().as_secs_f64(),
-            s.fmt_meta(&after)
-        ));
-        s.wait_acks(
-            PROGRESS,
-            Instant::now(),
-            ACK_WAIT,
-            "writes after the rejoin",
-        )
-        .await;
+        let label = format!("b{victim} back in every in-sync set after its restart:");
+        wait_healthy(&mut s, &label, restarted).await;
+        wait_progress(&s, "writes after the rejoin").await;
         s.finish().await;
     });
 }
@@ -122,20 +105,8 @@ fn rolling_restart_of_every_broker() {
                 .restart_broker(slot)
                 .unwrap_or_else(|e| s.fail(&e));
             s.event(format!("restarted b{id}"));
-            let after = s
-                .wait_meta(
-                    "the restarted broker is back in every in-sync set",
-                    HEAL_WAIT,
-                    |s, parts| s.healthy(parts),
-                )
-                .await;
-            s.note(format!(
-                "b{id}: kill to back in every in-sync set {:.2} s; {}",
-                killed.elapsed().as_secs_f64(),
-                s.fmt_meta(&after)
-            ));
-            s.wait_acks(PROGRESS, Instant::now(), ACK_WAIT, "writes after a restart")
-                .await;
+            wait_healthy(&mut s, &format!("b{id}: kill to back in sync:"), killed).await;
+            wait_progress(&s, "writes after a restart").await;
         }
         s.finish().await;
     });
@@ -184,25 +155,14 @@ fn paused_leader_is_fenced_after_sigcont() {
             "SIGCONT b{victim} after {:.2} s paused",
             paused.elapsed().as_secs_f64()
         ));
-        let after = s
-            .wait_meta(
-                "the resumed broker is back in every in-sync set",
-                HEAL_WAIT,
-                |s, parts| s.healthy(parts),
-            )
-            .await;
-        s.note(format!(
-            "b{victim} back in every in-sync set {:.2} s after SIGCONT: {}",
-            resumed.elapsed().as_secs_f64(),
-            s.fmt_meta(&after)
-        ));
+        let label = format!("b{victim} back in every in-sync set after SIGCONT:");
+        let after = wait_healthy(&mut s, &label, resumed).await;
         assert!(
             after[0].leader_epoch > epoch,
             "p0's epoch never goes back: {}",
             s.fmt_meta(&after)
         );
-        s.wait_acks(PROGRESS, Instant::now(), ACK_WAIT, "writes after SIGCONT")
-            .await;
+        wait_progress(&s, "writes after SIGCONT").await;
         s.finish().await;
     });
 }
@@ -226,20 +186,11 @@ fn controller_kill_9_and_restart_mid_traffic() {
         let restarted = Instant::now();
         s.event("restarted brokerlead on its address and data dir");
         let acked_in_outage: usize = s.acks_between(killed, restarted);
-        let after = s
-            .wait_meta(
-                "every partition led, all replicas in sync",
-                HEAL_WAIT,
-                |s, parts| s.healthy(parts),
-            )
-            .await;
         s.note(format!(
-            "controller down {:.2} s; {acked_in_outage} records acknowledged meanwhile; \
-             metadata {:.2} s after the restart: {}",
+            "controller down {:.2} s; {acked_in_outage} records acknowledged meanwhile",
             (restarted - killed).as_secs_f64(),
-            restarted.elapsed().as_secs_f64(),
-            s.fmt_meta(&after)
         ));
+        let after = wait_healthy(&mut s, "all led and in sync after the restart:", restarted).await;
         if after
             .iter()
             .zip(&before)
@@ -247,13 +198,7 @@ fn controller_kill_9_and_restart_mid_traffic() {
         {
             s.note("leaders changed epoch across the controller restart");
         }
-        s.wait_acks(
-            PROGRESS,
-            Instant::now(),
-            ACK_WAIT,
-            "writes after the controller restart",
-        )
-        .await;
+        wait_progress(&s, "writes after the controller restart").await;
         // The group goes on from its positions: wait until it delivered new records.
         let deadline = Instant::now() + ACK_WAIT;
         while s.deliveries() <= delivered_before + PROGRESS {
@@ -347,24 +292,34 @@ async fn truncate_and_restart(
         "right after the restart: {}",
         s.fmt_meta(&restarted)
     ));
+    wait_healthy(s, &format!("b{id}: kill to back in sync:"), killed).await;
+    wait_progress(s, "writes after the restart").await;
+    restarted
+}
+
+/// Waits until every partition is led and every broker is in every in-sync set,
+/// notes `label` with the seconds since `since` and the metadata, and returns it.
+async fn wait_healthy(
+    s: &mut Scenario,
+    label: &str,
+    since: Instant,
+) -> Vec<logbrook::protocol::control::PartitionInfo> {
     let after = s
         .wait_meta(
-            "the restarted broker is back in every in-sync set",
+            "every partition led, every broker in every in-sync set",
             HEAL_WAIT,
             |s, parts| s.healthy(parts),
         )
         .await;
     s.note(format!(
-        "b{id}: kill to back in every in-sync set {:.2} s; {}",
-        killed.elapsed().as_secs_f64(),
+        "{label} {:.2} s; {}",
+        since.elapsed().as_secs_f64(),
         s.fmt_meta(&after)
     ));
-    s.wait_acks(
-        PROGRESS,
-        Instant::now(),
-        ACK_WAIT,
-        "writes after the restart",
-    )
-    .await;
-    restarted
+    after
+}
+
+/// Waits until every partition took [`PROGRESS`] more acknowledged writes.
+async fn wait_progress(s: &Scenario, what: &str) {
+    s.wait_acks(PROGRESS, Instant::now(), ACK_WAIT, what).await;
 }
