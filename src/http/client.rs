@@ -10,7 +10,6 @@
 //! ([`REQUEST_ECHO_HEADER`]) and an answer for another target is refused (and
 //! poisons the pool too).
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -48,32 +47,27 @@ pub struct BytesResponse {
 #[derive(Debug)]
 struct Pool {
     client: RwLock<surf::Client>,
-    poisoned: AtomicBool,
 }
 
 impl Pool {
     fn new() -> Pool {
         Pool {
             client: RwLock::new(new_surf_client()),
-            poisoned: AtomicBool::new(false),
         }
     }
 
-    /// The current client; a fresh one (new connections) if the pool was poisoned.
+    /// The current client (clones share its connections).
     fn client(&self) -> surf::Client {
-        if self.poisoned.swap(false, Ordering::AcqRel) {
-            let mut client = self.client.write().unwrap_or_else(|p| p.into_inner());
-            *client = new_surf_client();
-            return client.clone();
-        }
         self.client
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
 
+    /// Replaces the client: requests from now on use new connections. Exchanges
+    /// still running on the old one finish there, and its pool goes with them.
     fn poison(&self) {
-        self.poisoned.store(true, Ordering::Release);
+        *self.client.write().unwrap_or_else(|p| p.into_inner()) = new_surf_client();
     }
 }
 
