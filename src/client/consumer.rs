@@ -73,8 +73,41 @@ pub struct Consumer {
     /// accepted), positions advanced: the next poll fetches with it and skips the
     /// sync. A stale one can only make a commit fail, never deliver twice.
     confirmed: Option<MemberState>,
+    /// Fetches from the positions a pending or confirmed commit moves to, started
+    /// beside that commit, so records arriving meanwhile are on their way before the
+    /// next poll. Kept only along with `confirmed` (same assignment, same order).
+    prefetch: Option<Prefetch>,
     /// When polls started failing with retriable errors (none since the last success).
     failing_since: Option<Instant>,
+}
+
+/// Answers of fetches, in assignment order (`None`: not asked or not answered in
+/// time).
+type Answers = Vec<Option<Result<BytesResponse, Error>>>;
+
+/// Fetches running in their own task for the next poll (see `Consumer::prefetch`).
+struct Prefetch {
+    answers: async_std::task::JoinHandle<Answers>,
+}
+
+impl Prefetch {
+    /// Starts long-polling `assignment` (up to a long-poll round).
+    fn start(brokers: &BrokerClient, assignment: &[AssignedFetch], max_bytes: u64) -> Prefetch {
+        let (brokers, assignment) = (brokers.clone(), assignment.to_vec());
+        Prefetch {
+            answers: async_std::task::spawn(async move {
+                fetch_assigned(&brokers, &assignment, max_bytes, LONG_POLL_ROUND).await
+            }),
+        }
+    }
+
+    /// Its answers if they come within `max_wait`; else the prefetch, still running.
+    async fn answers_within(mut self, max_wait: Duration) -> Result<Answers, Prefetch> {
+        match async_std::future::timeout(max_wait, &mut self.answers).await {
+            Ok(answers) => Ok(answers),
+            Err(_) => Err(self),
+        }
+    }
 }
 
 impl Consumer {
@@ -108,6 +141,7 @@ impl Consumer {
             generation: None,
             next_start: 0,
             confirmed: None,
+            prefetch: None,
             failing_since: None,
         })
     }
@@ -133,7 +167,7 @@ impl Consumer {
         &mut self,
         consumer_group_id: ConsumerGroupId,
     ) -> Result<(), Error> {
-        self.confirmed = None;
+        self.forget_confirmed();
         consumer_group_id.validate()?;
         if self.group.as_ref().is_some_and(|g| g != &consumer_group_id) {
             self.leave_consumer_group().await?;
@@ -151,7 +185,7 @@ impl Consumer {
 
     /// Leaves the group; its partitions go to the other members.
     pub async fn leave_consumer_group(&mut self) -> Result<(), Error> {
-        self.confirmed = None;
+        self.forget_confirmed();
         let group = self.require_group()?;
         match self.leader.leave(&group, &self.id).await {
             // Already removed (timed out): leaving is done either way.
@@ -165,7 +199,7 @@ impl Consumer {
 
     /// Subscribes to a topic: the group receives its records produced from now on.
     pub async fn subscribe(&mut self, topic: Topic) -> Result<(), Error> {
-        self.confirmed = None;
+        self.forget_confirmed();
         topic.validate()?;
         let group = self.require_group()?;
         self.with_membership(&group, |c| {
@@ -179,7 +213,7 @@ impl Consumer {
 
     /// Stops receiving a topic.
     pub async fn unsubscribe(&mut self, topic: Topic) -> Result<(), Error> {
-        self.confirmed = None;
+        self.forget_confirmed();
         topic.validate()?;
         let group = self.require_group()?;
         self.subscriptions.remove(&topic);
@@ -216,7 +250,7 @@ impl Consumer {
                 Ok(messages)
             }
             Err(err) if err.is_retriable() => {
-                self.confirmed = None;
+                self.forget_confirmed();
                 let since = *self.failing_since.get_or_insert_with(Instant::now);
                 if since.elapsed() >= self.config.retry_timeout {
                     return Err(err);
@@ -265,14 +299,17 @@ impl Consumer {
         max_wait: Duration,
     ) -> Result<Vec<Message>, Error> {
         let group = self.require_group()?;
-        let state = match self.confirmed.take() {
-            Some(state) => state,
+        let (state, prefetch) = match self.confirmed.take() {
+            Some(state) => (state, self.prefetch.take()),
             None => {
-                self.with_membership(&group, |c| {
-                    let (leader, g, id) = (c.leader.clone(), group.clone(), c.id.clone());
-                    async move { leader.sync(&g, &id).await }
-                })
-                .await?
+                self.prefetch = None;
+                let state = self
+                    .with_membership(&group, |c| {
+                        let (leader, g, id) = (c.leader.clone(), group.clone(), c.id.clone());
+                        async move { leader.sync(&g, &id).await }
+                    })
+                    .await?;
+                (state, None)
             }
         };
         self.generation = Some(state.generation);
@@ -281,16 +318,35 @@ impl Consumer {
             async_std::task::sleep(max_wait.min(IDLE_MEMBER_PAUSE)).await;
             return Ok(Vec::new());
         }
+        let share = self.fetch_share(state.assignment.len());
+        let prefetched = match prefetch {
+            None => None,
+            Some(prefetch) => match prefetch.answers_within(max_wait).await {
+                Ok(answers) => Some(answers),
+                // A waiting poll found nothing: keep it for the next one.
+                Err(still_running) if !max_wait.is_zero() => {
+                    self.confirmed = Some(state);
+                    self.prefetch = Some(still_running);
+                    return Ok(Vec::new());
+                }
+                // A poll that does not wait asks the brokers what is there now (the
+                // prefetch's answer may still be on its way); the prefetch is dropped.
+                Err(_) => None,
+            },
+        };
+        let (assignment, answers) = match prefetched {
+            // It read exactly this (confirmed) assignment, in this order.
+            Some(answers) => (state.assignment, answers),
+            None => {
+                let mut assignment = state.assignment;
+                let start = self.next_start % assignment.len();
+                assignment.rotate_left(start);
+                self.next_start = self.next_start.wrapping_add(1);
+                let answers = fetch_assigned(&self.brokers, &assignment, share, max_wait).await;
+                (assignment, answers)
+            }
+        };
         let (group_id, generation) = (state.group, state.generation);
-        let mut assignment = state.assignment;
-        let start = self.next_start % assignment.len();
-        assignment.rotate_left(start);
-        self.next_start = self.next_start.wrapping_add(1);
-        let share = (self.config.max_poll_bytes / assignment.len() as u64).clamp(
-            MIN_PARTITION_FETCH_BYTES,
-            self.config.max_partition_fetch_bytes.max(1),
-        );
-        let answers = self.fetch_assigned(&assignment, share, max_wait).await;
         // A partition whose leader failed to answer (moved, down): the next poll asks
         // the leader (controller) where it is now.
         let all_answered = answers.iter().all(|a| a.as_ref().is_none_or(Result::is_ok));
@@ -320,6 +376,19 @@ impl Consumer {
         if moves.is_empty() {
             return Ok(messages);
         }
+        // The assignment as this commit will leave it, rotated so the next poll starts
+        // elsewhere; its fetches start now, beside the commit.
+        let mut next = assignment;
+        for (_, mv) in &moves {
+            if let Some(a) = next
+                .iter_mut()
+                .find(|a| a.topic == mv.topic && a.partition == mv.partition)
+            {
+                a.position = mv.to;
+            }
+        }
+        next.rotate_left(1);
+        let prefetch = all_answered.then(|| Prefetch::start(&self.brokers, &next, share));
         let response = self
             .leader
             .commit(
@@ -342,19 +411,12 @@ impl Consumer {
         };
         if all_answered && response.generation == generation && response.accepted.iter().all(|a| *a)
         {
-            for (_, mv) in &moves {
-                if let Some(a) = assignment
-                    .iter_mut()
-                    .find(|a| a.topic == mv.topic && a.partition == mv.partition)
-                {
-                    a.position = mv.to;
-                }
-            }
             self.confirmed = Some(MemberState {
                 group: group_id,
                 generation,
-                assignment,
+                assignment: next,
             });
+            self.prefetch = prefetch;
         }
         // Keep only the records whose position move was accepted: the others may
         // already belong to another member after a rebalance.
@@ -377,7 +439,7 @@ impl Consumer {
     /// A rewind after a rebalance is refused (the records may be someone else's by
     /// now); returns how many records were given back.
     pub async fn rewind(&mut self, undelivered: &[Message]) -> Result<usize, Error> {
-        self.confirmed = None;
+        self.forget_confirmed();
         let group = self.require_group()?;
         let (Some(generation), false) = (self.generation, undelivered.is_empty()) else {
             return Ok(0);
@@ -415,108 +477,19 @@ impl Consumer {
             .sum())
     }
 
-    fn spawn_fetch(
-        &self,
-        assigned: &AssignedFetch,
-        max_bytes: u64,
-        max_wait: Duration,
-    ) -> async_std::task::JoinHandle<Result<BytesResponse, Error>> {
-        let (brokers, a) = (self.brokers.clone(), assigned.clone());
-        async_std::task::spawn(async move {
-            brokers
-                .fetch(
-                    &a.broker_addr,
-                    &a.topic,
-                    a.partition,
-                    a.position,
-                    max_bytes,
-                    max_wait,
-                )
-                .await
-        })
+    /// Forgets the confirmed assignment and its prefetch: the next poll syncs with
+    /// the leader. (A dropped prefetch finishes on its own: reads move nothing.)
+    fn forget_confirmed(&mut self) {
+        self.confirmed = None;
+        self.prefetch = None;
     }
 
-    /// Fetches the assigned partitions: what they hold now, or, if none holds
-    /// anything, the first records to arrive within `max_wait`. Answers in
-    /// assignment order (`None`: not asked or not answered in time).
-    async fn fetch_assigned(
-        &self,
-        assignment: &[AssignedFetch],
-        max_bytes: u64,
-        max_wait: Duration,
-    ) -> Vec<Option<Result<BytesResponse, Error>>> {
-        if let [only] = assignment {
-            // One partition: one long-poll answers at once if it holds records, and
-            // needs no task of its own (the hop costs latency).
-            let answer = self
-                .brokers
-                .fetch(
-                    &only.broker_addr,
-                    &only.topic,
-                    only.partition,
-                    only.position,
-                    max_bytes,
-                    max_wait,
-                )
-                .await;
-            return vec![Some(answer)];
-        }
-        let answers = self.fetch_all(assignment, max_bytes).await;
-        let nothing = answers.iter().all(|a| {
-            a.as_ref()
-                .is_none_or(|r| r.as_ref().map_or(true, |r| r.body.is_empty()))
-        });
-        if nothing && !max_wait.is_zero() {
-            return self.fetch_first(assignment, max_bytes, max_wait).await;
-        }
-        answers
-    }
-
-    /// Fetches every partition concurrently, without waiting; answers in assignment
-    /// order.
-    async fn fetch_all(
-        &self,
-        assignment: &[AssignedFetch],
-        max_bytes: u64,
-    ) -> Vec<Option<Result<BytesResponse, Error>>> {
-        let tasks: Vec<_> = assignment
-            .iter()
-            .map(|a| self.spawn_fetch(a, max_bytes, Duration::ZERO))
-            .collect();
-        let mut answers = Vec::with_capacity(tasks.len());
-        for task in tasks {
-            answers.push(Some(task.await));
-        }
-        answers
-    }
-
-    /// Long-polls every partition concurrently and returns as soon as one answers with
-    /// records (the other answers are dropped: they are reads, nothing moved).
-    async fn fetch_first(
-        &self,
-        assignment: &[AssignedFetch],
-        max_bytes: u64,
-        max_wait: Duration,
-    ) -> Vec<Option<Result<BytesResponse, Error>>> {
-        let (tx, rx) = async_channel::bounded(assignment.len());
-        for (i, a) in assignment.iter().enumerate() {
-            let task = self.spawn_fetch(a, max_bytes, max_wait);
-            let tx = tx.clone();
-            async_std::task::spawn(async move {
-                let _ = tx.send((i, task.await)).await;
-            });
-        }
-        drop(tx);
-        let mut answers: Vec<Option<Result<BytesResponse, Error>>> =
-            (0..assignment.len()).map(|_| None).collect();
-        while let Ok((i, answer)) = rx.recv().await {
-            let has_records = answer.as_ref().is_ok_and(|r| !r.body.is_empty());
-            answers[i] = Some(answer);
-            if has_records {
-                break;
-            }
-        }
-        answers
+    /// Each partition's share of a poll's byte budget.
+    fn fetch_share(&self, partitions: usize) -> u64 {
+        (self.config.max_poll_bytes / partitions.max(1) as u64).clamp(
+            MIN_PARTITION_FETCH_BYTES,
+            self.config.max_partition_fetch_bytes.max(1),
+        )
     }
 
     fn require_group(&self) -> Result<ConsumerGroupId, Error> {
@@ -591,4 +564,107 @@ fn bad_batch(err: batch::BatchError) -> Error {
     Error::Protocol {
         reason: format!("bad record batch in fetch answer: {err}"),
     }
+}
+
+fn spawn_fetch(
+    brokers: &BrokerClient,
+    assigned: &AssignedFetch,
+    max_bytes: u64,
+    max_wait: Duration,
+) -> async_std::task::JoinHandle<Result<BytesResponse, Error>> {
+    let (brokers, a) = (brokers.clone(), assigned.clone());
+    async_std::task::spawn(async move {
+        brokers
+            .fetch(
+                &a.broker_addr,
+                &a.topic,
+                a.partition,
+                a.position,
+                max_bytes,
+                max_wait,
+            )
+            .await
+    })
+}
+
+/// Fetches the assigned partitions: what they hold now, or, if none holds
+/// anything, the first records to arrive within `max_wait`. Answers in
+/// assignment order (`None`: not asked or not answered in time).
+async fn fetch_assigned(
+    brokers: &BrokerClient,
+    assignment: &[AssignedFetch],
+    max_bytes: u64,
+    max_wait: Duration,
+) -> Vec<Option<Result<BytesResponse, Error>>> {
+    if let [only] = assignment {
+        // One partition: one long-poll answers at once if it holds records, and
+        // needs no task of its own (the hop costs latency).
+        let answer = brokers
+            .fetch(
+                &only.broker_addr,
+                &only.topic,
+                only.partition,
+                only.position,
+                max_bytes,
+                max_wait,
+            )
+            .await;
+        return vec![Some(answer)];
+    }
+    let answers = fetch_all(brokers, assignment, max_bytes).await;
+    let nothing = answers.iter().all(|a| {
+        a.as_ref()
+            .is_none_or(|r| r.as_ref().map_or(true, |r| r.body.is_empty()))
+    });
+    if nothing && !max_wait.is_zero() {
+        return fetch_first(brokers, assignment, max_bytes, max_wait).await;
+    }
+    answers
+}
+
+/// Fetches every partition concurrently, without waiting; answers in assignment
+/// order.
+async fn fetch_all(
+    brokers: &BrokerClient,
+    assignment: &[AssignedFetch],
+    max_bytes: u64,
+) -> Vec<Option<Result<BytesResponse, Error>>> {
+    let tasks: Vec<_> = assignment
+        .iter()
+        .map(|a| spawn_fetch(brokers, a, max_bytes, Duration::ZERO))
+        .collect();
+    let mut answers = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        answers.push(Some(task.await));
+    }
+    answers
+}
+
+/// Long-polls every partition concurrently and returns as soon as one answers with
+/// records (the other answers are dropped: they are reads, nothing moved).
+async fn fetch_first(
+    brokers: &BrokerClient,
+    assignment: &[AssignedFetch],
+    max_bytes: u64,
+    max_wait: Duration,
+) -> Vec<Option<Result<BytesResponse, Error>>> {
+    let (tx, rx) = async_channel::bounded(assignment.len());
+    for (i, a) in assignment.iter().enumerate() {
+        let task = spawn_fetch(brokers, a, max_bytes, max_wait);
+        let tx = tx.clone();
+        async_std::task::spawn(async move {
+            let _ = tx.send((i, task.await)).await;
+        });
+    }
+    drop(tx);
+    let mut answers: Vec<Option<Result<BytesResponse, Error>>> =
+        (0..assignment.len()).map(|_| None).collect();
+    while let Ok((i, answer)) = rx.recv().await {
+        let has_records = answer.as_ref().is_ok_and(|r| !r.body.is_empty());
+        answers[i] = Some(answer);
+        if has_records {
+            break;
+        }
+    }
+    answers
 }
