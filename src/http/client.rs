@@ -175,10 +175,19 @@ impl HttpClient {
                 .send(req)
                 .await
                 .map_err(|e| unavailable(e.to_string()))?;
+            let declared = res.len();
             let body = res
                 .body_bytes()
                 .await
                 .map_err(|e| unavailable(format!("answer cut short: {e}")))?;
+            // A server that dies mid-answer leaves a body shorter than it declared
+            // (the reader just ends): that is a lost answer, not a malformed one.
+            if declared.is_some_and(|len| len != body.len()) {
+                return Err(unavailable(format!(
+                    "answer cut short: {} of {declared:?} bytes",
+                    body.len()
+                )));
+            }
             let header = |name: &str| res.header(name).map(|v| v.last().as_str().to_string());
             if header(REQUEST_ECHO_HEADER).as_deref() != Some(target.as_str()) {
                 return Err(unavailable(format!(
@@ -369,6 +378,34 @@ mod tests {
                 let next = patient.get_bytes(&addr, "/fast").await.expect("fast");
                 assert_eq!(next.body, b"fast");
             }
+        });
+    }
+
+    /// A server that dies mid-answer: the client reports the answer as lost
+    /// (`Unavailable`, which callers retry), not as a malformed one.
+    #[test]
+    fn an_answer_cut_short_is_unavailable_not_malformed() {
+        use async_std::io::{ReadExt, WriteExt};
+        task::block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let addr = ServerId::new(listener.local_addr().expect("addr").to_string()).expect("id");
+            task::spawn(async move {
+                let (mut stream, _) = listener.accept().await.expect("accept");
+                let mut head = [0u8; 1024];
+                let _ = stream.read(&mut head).await;
+                let answer = "HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\
+                              logbrook-request: /metadata\r\n\r\n{\"brokers\":";
+                let _ = stream.write_all(answer.as_bytes()).await;
+                // Dropped here: the connection closes 90 bytes early.
+            });
+            let client = HttpClient::new(Duration::from_secs(10));
+            let got = client
+                .get_json::<serde_json::Value>(&addr, "/metadata")
+                .await;
+            assert!(
+                matches!(&got, Err(Error::Unavailable { reason, .. }) if reason.contains("cut short")),
+                "{got:?}"
+            );
         });
     }
 }
