@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::http::client::{BytesResponse, HttpClient};
 use crate::names::{ConsumerGroupId, ServerId, Topic};
 use crate::protocol::batch;
-use crate::protocol::control::{AssignedFetch, MemberState, OffsetMove};
+use crate::protocol::control::{AssignedFetch, CommitResponse, MemberState, OffsetMove};
 
 use super::api::{BrokerClient, LeaderClient};
 use super::message::Message;
@@ -77,6 +77,8 @@ pub struct Consumer {
     /// beside that commit, so records arriving meanwhile are on their way before the
     /// next poll. Kept only along with `confirmed` (same assignment, same order).
     prefetch: Option<Prefetch>,
+    /// A commit whose answer was lost, sent again by the next poll.
+    uncertain: Option<PositionCommit>,
     /// When polls started failing with retriable errors (none since the last success).
     failing_since: Option<Instant>,
 }
@@ -84,6 +86,37 @@ pub struct Consumer {
 /// Answers of fetches, in assignment order (`None`: not asked or not answered in
 /// time).
 type Answers = Vec<Option<Result<BytesResponse, Error>>>;
+
+/// Position moves sent to the leader with the records they hand out; `moves` pairs
+/// each move with the index of its partition's first record in `messages`.
+struct PositionCommit {
+    group: ConsumerGroupId,
+    generation: u64,
+    moves: Vec<(usize, OffsetMove)>,
+    messages: Vec<Message>,
+}
+
+impl PositionCommit {
+    /// The records whose position move was accepted: the others may already belong
+    /// to another member after a rebalance.
+    fn accepted_records(self, accepted: &[bool]) -> Vec<Message> {
+        let PositionCommit {
+            moves,
+            mut messages,
+            ..
+        } = self;
+        let mut keep = vec![false; messages.len()];
+        for (i, (start, _)) in moves.iter().enumerate() {
+            if accepted.get(i).copied().unwrap_or(false) {
+                let end = moves.get(i + 1).map_or(messages.len(), |(next, _)| *next);
+                keep[*start..end].iter_mut().for_each(|k| *k = true);
+            }
+        }
+        let mut flags = keep.into_iter();
+        messages.retain(|_| flags.next().unwrap_or(false));
+        messages
+    }
+}
 
 /// Fetches running in their own task for the next poll (see `Consumer::prefetch`).
 struct Prefetch {
@@ -142,6 +175,7 @@ impl Consumer {
             next_start: 0,
             confirmed: None,
             prefetch: None,
+            uncertain: None,
             failing_since: None,
         })
     }
@@ -186,6 +220,9 @@ impl Consumer {
     /// Leaves the group; its partitions go to the other members.
     pub async fn leave_consumer_group(&mut self) -> Result<(), Error> {
         self.forget_confirmed();
+        // A commit still unconfirmed is given up: its records may be skipped by the
+        // group (at most once).
+        self.uncertain = None;
         let group = self.require_group()?;
         match self.leader.leave(&group, &self.id).await {
             // Already removed (timed out): leaving is done either way.
@@ -299,6 +336,12 @@ impl Consumer {
         max_wait: Duration,
     ) -> Result<Vec<Message>, Error> {
         let group = self.require_group()?;
+        if let Some(commit) = self.uncertain.take() {
+            return Ok(match self.send_commit(commit).await? {
+                Some((response, commit)) => commit.accepted_records(&response.accepted),
+                None => Vec::new(),
+            });
+        }
         let (state, prefetch) = match self.confirmed.take() {
             Some(state) => (state, self.prefetch.take()),
             None => {
@@ -389,25 +432,14 @@ impl Consumer {
         }
         next.rotate_left(1);
         let prefetch = all_answered.then(|| Prefetch::start(&self.brokers, &next, share));
-        let response = self
-            .leader
-            .commit(
-                &group,
-                &self.id,
-                self.generation.unwrap_or(0),
-                moves.iter().map(|(_, m)| m.clone()).collect(),
-            )
-            .await;
-        let response = match response {
-            Ok(response) => response,
-            // Removed from the group meanwhile (timed out): nothing moved, so nothing
-            // is delivered; rejoin now (as a sync would) so the group rebalances.
-            Err(Error::UnknownMember { .. }) => {
-                let subscriptions = self.subscriptions.iter().cloned().collect();
-                self.leader.join(&group, &self.id, subscriptions).await?;
-                return Ok(Vec::new());
-            }
-            Err(err) => return Err(err),
+        let commit = PositionCommit {
+            group,
+            generation,
+            moves,
+            messages,
+        };
+        let Some((response, commit)) = self.send_commit(commit).await? else {
+            return Ok(Vec::new());
         };
         if all_answered && response.generation == generation && response.accepted.iter().all(|a| *a)
         {
@@ -418,18 +450,41 @@ impl Consumer {
             });
             self.prefetch = prefetch;
         }
-        // Keep only the records whose position move was accepted: the others may
-        // already belong to another member after a rebalance.
-        let mut keep = vec![false; messages.len()];
-        for (i, (start, _)) in moves.iter().enumerate() {
-            if response.accepted.get(i).copied().unwrap_or(false) {
-                let end = moves.get(i + 1).map_or(messages.len(), |(next, _)| *next);
-                keep[*start..end].iter_mut().for_each(|k| *k = true);
+        Ok(commit.accepted_records(&response.accepted))
+    }
+
+    /// Moves the group's positions for `commit`. `None`: this member was no longer
+    /// in the group (it rejoined; nothing moved, nothing is handed out). When the
+    /// answer is lost (the leader unreachable or restarting: it may or may not have
+    /// moved them), the commit is kept and the next poll sends it again before
+    /// anything else, so its records are handed out once it is confirmed (a repeat
+    /// of an applied move is accepted) instead of being skipped by the group.
+    async fn send_commit(
+        &mut self,
+        commit: PositionCommit,
+    ) -> Result<Option<(CommitResponse, PositionCommit)>, Error> {
+        let moves = commit.moves.iter().map(|(_, m)| m.clone()).collect();
+        let sent = self
+            .leader
+            .commit(&commit.group, &self.id, commit.generation, moves)
+            .await;
+        match sent {
+            Ok(response) => Ok(Some((response, commit))),
+            // Removed from the group meanwhile (timed out): nothing moved, so nothing
+            // is delivered; rejoin now (as a sync would) so the group rebalances.
+            Err(Error::UnknownMember { .. }) => {
+                let subscriptions = self.subscriptions.iter().cloned().collect();
+                self.leader
+                    .join(&commit.group, &self.id, subscriptions)
+                    .await?;
+                Ok(None)
             }
+            Err(err @ Error::Unavailable { .. }) => {
+                self.uncertain = Some(commit);
+                Err(err)
+            }
+            Err(err) => Err(err),
         }
-        let mut flags = keep.into_iter();
-        messages.retain(|_| flags.next().unwrap_or(false));
-        Ok(messages)
     }
 
     /// Gives records back to the group: `undelivered` must be the last records the

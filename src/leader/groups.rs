@@ -174,6 +174,11 @@ impl Group {
     /// gives back records it took but did not hand out (a consumer closing with
     /// records buffered); under these three conditions nobody else can have
     /// delivered anything past `to`, so no record is delivered twice.
+    ///
+    /// A move whose `to` already is the position is accepted without effect: it is
+    /// the owner repeating a move whose answer it lost (only the owner moves a
+    /// partition in a generation, and it retries a move before it makes another), so
+    /// the records it covers were handed out by nobody.
     pub fn commit(
         &mut self,
         member: &ServerId,
@@ -188,11 +193,12 @@ impl Group {
                     .assignment_of(member)
                     .iter()
                     .any(|tp| tp.topic == mv.topic && tp.partition == mv.partition);
-                let ok = current
-                    && owned
-                    && mv.to != mv.from
-                    && self.position(&mv.topic, mv.partition) == Some(mv.from);
-                if ok {
+                let position = self.position(&mv.topic, mv.partition);
+                let moves_now = position == Some(mv.from);
+                // The same move again (a retry after its answer was lost): already done.
+                let repeated = position == Some(mv.to);
+                let ok = current && owned && mv.to != mv.from && (moves_now || repeated);
+                if ok && moves_now {
                     if let Some(pos) = self
                         .positions
                         .get_mut(&mv.topic)
@@ -247,13 +253,15 @@ mod tests {
         let a = ServerId::from("a");
         let b = ServerId::from("b");
         let a_part = g.assignment_of(&a)[0].partition;
-        // The owner moves its partition once; the same move again fails (position moved).
+        // The owner moves its partition once; a move from the old position to
+        // elsewhere then fails (the position moved; the same move again is a retry,
+        // see `a_repeated_move_is_accepted_without_effect`).
         assert_eq!(
             g.commit(&a, gen, &[mv(a_part, 10, 15)]).accepted,
             vec![true]
         );
         assert_eq!(
-            g.commit(&a, gen, &[mv(a_part, 10, 15)]).accepted,
+            g.commit(&a, gen, &[mv(a_part, 10, 12)]).accepted,
             vec![false]
         );
         // A non-owner cannot move it.
@@ -275,6 +283,23 @@ mod tests {
         );
         assert_eq!(out.accepted, vec![true, true]);
         assert_eq!(g.position(&Topic::from("t"), a_part), Some(20));
+    }
+
+    #[test]
+    fn a_repeated_move_is_accepted_without_effect() {
+        let mut g = group_with(&["a", "b"]);
+        let (a, b) = (ServerId::from("a"), ServerId::from("b"));
+        let gen = g.generation;
+        let p = g.assignment_of(&a)[0].partition;
+        assert_eq!(g.commit(&a, gen, &[mv(p, 10, 20)]).accepted, vec![true]);
+        // Its answer was lost: the retry is accepted and moves nothing.
+        assert_eq!(g.commit(&a, gen, &[mv(p, 10, 20)]).accepted, vec![true]);
+        assert_eq!(g.position(&Topic::from("t"), p), Some(20));
+        // Not for another member, nor in another generation.
+        assert_eq!(g.commit(&b, gen, &[mv(p, 10, 20)]).accepted, vec![false]);
+        g.leave(&b);
+        g.rebalance(&counts());
+        assert_eq!(g.commit(&a, gen, &[mv(p, 10, 20)]).accepted, vec![false]);
     }
 
     #[test]
