@@ -34,9 +34,7 @@ const PROGRESS: usize = 30;
 #[test]
 fn leader_kill_9_then_restart() {
     task::block_on(async {
-        let mut s = Scenario::start("leader-kill", Opts::default()).await;
-        let before = s.meta().await.expect("describe");
-        s.event(format!("before: {}", s.fmt_meta(&before)));
+        let (mut s, before) = start("leader-kill").await;
         let (victim, epoch) = (before[0].broker_id, before[0].leader_epoch);
         let slot = s.cluster.slot_of_id(victim);
         let victim_addr = s.cluster.brokers[slot].addr.clone();
@@ -44,23 +42,7 @@ fn leader_kill_9_then_restart() {
         let killed = Instant::now();
         s.event(format!("SIGKILL b{victim}, the leader of p0"));
 
-        let during = s
-            .wait_meta(
-                "p0 has a new live leader in a higher epoch",
-                META_WAIT,
-                |_, parts| {
-                    let p = &parts[0];
-                    p.alive && p.broker_id != victim && p.leader_epoch > epoch
-                },
-            )
-            .await;
-        let elected = killed.elapsed();
-        s.note(format!(
-            "p0: leader b{victim} epoch {epoch} -> b{} epoch {} {:.2} s after the kill",
-            during[0].broker_id,
-            during[0].leader_epoch,
-            elected.as_secs_f64()
-        ));
+        wait_p0_replaced(&mut s, victim, epoch, killed, "the kill").await;
         let during = s
             .wait_meta(
                 "the dead broker is in no in-sync set",
@@ -120,31 +102,14 @@ fn rolling_restart_of_every_broker() {
 #[test]
 fn paused_leader_is_fenced_after_sigcont() {
     task::block_on(async {
-        let mut s = Scenario::start("leader-sigstop", Opts::default()).await;
-        let before = s.meta().await.expect("describe");
-        s.event(format!("before: {}", s.fmt_meta(&before)));
+        let (mut s, before) = start("leader-sigstop").await;
         let (victim, epoch) = (before[0].broker_id, before[0].leader_epoch);
         let slot = s.cluster.slot_of_id(victim);
         s.cluster.pause_broker(slot);
         let paused = Instant::now();
         s.event(format!("SIGSTOP b{victim}, the leader of p0"));
-        let during = s
-            .wait_meta(
-                "p0 has a new live leader in a higher epoch",
-                META_WAIT,
-                |_, parts| {
-                    let p = &parts[0];
-                    p.alive && p.broker_id != victim && p.leader_epoch > epoch
-                },
-            )
-            .await;
+        wait_p0_replaced(&mut s, victim, epoch, paused, "SIGSTOP").await;
         let replaced = Instant::now();
-        s.note(format!(
-            "p0: leader b{victim} epoch {epoch} -> b{} epoch {} {:.2} s after SIGSTOP",
-            during[0].broker_id,
-            during[0].leader_epoch,
-            paused.elapsed().as_secs_f64()
-        ));
         // The fault's length, not a synchronisation: paused for 5 s in all, and at
         // least 1 s after the new leader took over (so writes go to it meanwhile).
         let until = (paused + Duration::from_secs(5)).max(replaced + Duration::from_secs(1));
@@ -173,9 +138,7 @@ fn paused_leader_is_fenced_after_sigcont() {
 #[test]
 fn controller_kill_9_and_restart_mid_traffic() {
     task::block_on(async {
-        let mut s = Scenario::start("controller-kill", Opts::default()).await;
-        let before = s.meta().await.expect("describe");
-        s.event(format!("before: {}", s.fmt_meta(&before)));
+        let (mut s, before) = start("controller-kill").await;
         let delivered_before = s.deliveries();
         s.cluster.kill_leader();
         let killed = Instant::now();
@@ -218,9 +181,7 @@ fn controller_kill_9_and_restart_mid_traffic() {
 #[test]
 fn truncated_follower_segment_recovers() {
     task::block_on(async {
-        let mut s = Scenario::start("truncated-follower", Opts::default()).await;
-        let before = s.meta().await.expect("describe");
-        s.event(format!("before: {}", s.fmt_meta(&before)));
+        let (mut s, before) = start("truncated-follower").await;
         let leader = before[0].broker_id;
         let slot = (0..s.cluster.brokers.len())
             .find(|i| s.cluster.brokers[*i].id != leader)
@@ -236,9 +197,7 @@ fn truncated_follower_segment_recovers() {
 #[test]
 fn truncated_leader_segment_recovers_as_follower() {
     task::block_on(async {
-        let mut s = Scenario::start("truncated-leader", Opts::default()).await;
-        let before = s.meta().await.expect("describe");
-        s.event(format!("before: {}", s.fmt_meta(&before)));
+        let (mut s, before) = start("truncated-leader").await;
         let (leader, epoch) = (before[0].broker_id, before[0].leader_epoch);
         let slot = s.cluster.slot_of_id(leader);
         // Right after it registered again, another in-sync replica leads p0 in a
@@ -322,4 +281,34 @@ async fn wait_healthy(
 /// Waits until every partition took [`PROGRESS`] more acknowledged writes.
 async fn wait_progress(s: &Scenario, what: &str) {
     s.wait_acks(PROGRESS, Instant::now(), ACK_WAIT, what).await;
+}
+
+/// Starts scenario `name` with default options; returns it with the metadata
+/// before any fault (also put in the timeline).
+async fn start(name: &'static str) -> (Scenario, Vec<logbrook::protocol::control::PartitionInfo>) {
+    let s = Scenario::start(name, Opts::default()).await;
+    let before = s.meta().await.expect("describe");
+    s.event(format!("before: {}", s.fmt_meta(&before)));
+    (s, before)
+}
+
+/// Waits until partition 0 has a live leader other than `victim` in an epoch above
+/// `epoch`, and notes how long after the fault (at `since`, named `fault`) that took.
+async fn wait_p0_replaced(s: &mut Scenario, victim: u32, epoch: u32, since: Instant, fault: &str) {
+    let during = s
+        .wait_meta(
+            "p0 has a new live leader in a higher epoch",
+            META_WAIT,
+            |_, parts| {
+                let p = &parts[0];
+                p.alive && p.broker_id != victim && p.leader_epoch > epoch
+            },
+        )
+        .await;
+    s.note(format!(
+        "p0: leader b{victim} epoch {epoch} -> b{} epoch {} {:.2} s after {fault}",
+        during[0].broker_id,
+        during[0].leader_epoch,
+        since.elapsed().as_secs_f64()
+    ));
 }
