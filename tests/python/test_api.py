@@ -470,7 +470,7 @@ def test_cluster_rejects_bad_arguments(tmp_path):
         ("free-port", logbrook.UnavailableError),
         ("", logbrook.InvalidNameError),
         ("127.0.0.1:not-a-port", logbrook.LogbrookError),
-        ("127.0.0.1:99999", logbrook.LogbrookError),
+        ("127.0.0.1:999999", logbrook.LogbrookError),  # no such port (over 65535)
     ],
 )
 def test_bad_leader_addresses_raise_logbrook_errors(addr, error):
