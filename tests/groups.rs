@@ -290,3 +290,43 @@ async fn records_given_back_with_rewind_reach_the_group_again_once() {
         Err(Error::NotInGroup { .. })
     ));
 }
+
+/// A poll that does not wait returns every record acknowledged before it, also while
+/// the fetch the consumer started beside its last commit (the prefetch) is still
+/// out; a waiting poll takes that prefetch's records. Each record exactly once.
+#[async_std::test]
+async fn polls_see_every_acknowledged_record_with_a_prefetch_in_flight() {
+    for partitions in [1, 3] {
+        let cluster = start(fast_config(1, partitions)).await;
+        let mut producer = producer(&cluster).await;
+        producer.add_topic("pf".into()).await.unwrap();
+        let mut c = member(&cluster, "c1", "g", &["pf"]).await;
+        let mut got = Vec::new();
+        let mut sent = Vec::new();
+        for round in 0..5 {
+            // Records acknowledged before polling: polls that do not wait return
+            // them (a prefetch may hold some partitions' share: a second poll has
+            // the rest), never an empty answer while records are there.
+            let batch = send_n(&mut producer, "pf", &format!("now-{round}"), 10).await;
+            let mut polled = Vec::new();
+            for _ in 0..2 {
+                let more = c.poll().await.expect("poll");
+                assert!(!more.is_empty() || polled.len() == batch.len());
+                polled.extend(more);
+            }
+            assert_eq!(
+                values(&polled).len(),
+                batch.len(),
+                "{partitions} partition(s), round {round}: two polls returned {:?}",
+                values(&polled)
+            );
+            got.extend(polled);
+            sent.extend(batch);
+            // Records that arrive while a waiting poll (and its prefetch) is out.
+            let later = send_n(&mut producer, "pf", &format!("later-{round}"), 10).await;
+            got.extend(poll_until(&mut c, later.len(), Duration::from_secs(10)).await);
+            sent.extend(later);
+        }
+        assert_exactly_once(&got, &sent);
+    }
+}

@@ -365,7 +365,10 @@ impl Consumer {
         let prefetched = match prefetch {
             None => None,
             Some(prefetch) => match prefetch.answers_within(max_wait).await {
-                Ok(answers) => Some(answers),
+                // Records, read before this poll (as Kafka's fetch buffer holds them).
+                Ok(answers) if holds_records(&answers) => Some(answers),
+                // It waited in vain before this poll began: ask again now.
+                Ok(_) => None,
                 // A waiting poll found nothing: keep it for the next one.
                 Err(still_running) if !max_wait.is_zero() => {
                     self.confirmed = Some(state);
@@ -667,14 +670,18 @@ async fn fetch_assigned(
         return vec![Some(answer)];
     }
     let answers = fetch_all(brokers, assignment, max_bytes).await;
-    let nothing = answers.iter().all(|a| {
-        a.as_ref()
-            .is_none_or(|r| r.as_ref().map_or(true, |r| r.body.is_empty()))
-    });
-    if nothing && !max_wait.is_zero() {
+    if !holds_records(&answers) && !max_wait.is_zero() {
         return fetch_first(brokers, assignment, max_bytes, max_wait).await;
     }
     answers
+}
+
+/// Whether any answer carries records.
+fn holds_records(answers: &Answers) -> bool {
+    answers
+        .iter()
+        .flatten()
+        .any(|a| a.as_ref().is_ok_and(|r| !r.body.is_empty()))
 }
 
 /// Fetches every partition concurrently, without waiting; answers in assignment
@@ -695,8 +702,9 @@ async fn fetch_all(
     answers
 }
 
-/// Long-polls every partition concurrently and returns as soon as one answers with
-/// records (the other answers are dropped: they are reads, nothing moved).
+/// Long-polls every partition concurrently; as soon as one answers with records,
+/// the others are fetched once more without waiting and their answers returned
+/// instead (the long-polls' answers are dropped: they are reads, nothing moved).
 async fn fetch_first(
     brokers: &BrokerClient,
     assignment: &[AssignedFetch],
@@ -718,6 +726,18 @@ async fn fetch_first(
         let has_records = answer.as_ref().is_ok_and(|r| !r.body.is_empty());
         answers[i] = Some(answer);
         if has_records {
+            // Records arrived: the partitions still waiting get what they hold now,
+            // so a poll returns everything there is, not one partition's share.
+            let waiting: Vec<usize> = (0..answers.len())
+                .filter(|i| answers[*i].is_none())
+                .collect();
+            let now: Vec<_> = waiting
+                .iter()
+                .map(|i| spawn_fetch(brokers, &assignment[*i], max_bytes, Duration::ZERO))
+                .collect();
+            for (i, task) in waiting.into_iter().zip(now) {
+                answers[i] = Some(task.await);
+            }
             break;
         }
     }
