@@ -40,6 +40,22 @@ def collect(
     return got
 
 
+def collect_values(
+    consumer: logbrook.Consumer, wanted: Iterable[bytes], timeout: float = WAIT
+) -> List[logbrook.Message]:
+    """Polls until every value in ``wanted`` arrived or ``timeout`` passed; returns
+    everything received (other records too, so callers can check them)."""
+    wanted = set(wanted)
+    got: List[logbrook.Message] = []
+    deadline = time.monotonic() + timeout
+    while not wanted <= {m.value for m in got}:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        got.extend(consumer.poll(timeout=min(left, 0.5)))
+    return got
+
+
 def collect_group(
     consumers: Sequence[logbrook.Consumer],
     n: int,
