@@ -6,8 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_std::task;
+use futures_lite::future;
 
 use crate::error::Error;
+use crate::names::{ServerId, Topic};
 use crate::protocol::control::Acks;
 
 use super::accumulator::ReadyBatch;
@@ -59,17 +61,23 @@ async fn deliver(shared: &Shared, batch: &ReadyBatch) -> Result<u64, Error> {
     loop {
         let sent = async {
             let broker = shared.broker_for(&batch.topic, batch.partition).await?;
-            shared
-                .brokers
-                .produce(
-                    &broker,
-                    &batch.topic,
-                    batch.partition,
-                    batch.bytes.clone(),
-                    acks,
-                    shared.config.ack_timeout,
-                )
-                .await
+            let produce = shared.brokers.produce(
+                &broker,
+                &batch.topic,
+                batch.partition,
+                batch.bytes.clone(),
+                acks,
+                shared.config.ack_timeout,
+            );
+            let moved = leader_moved(shared, &batch.topic, batch.partition, &broker);
+            future::or(produce, async {
+                moved.await;
+                Err(Error::Unavailable {
+                    addr: broker.to_string(),
+                    reason: "the partition's leader moved while the request was out".into(),
+                })
+            })
+            .await
         }
         .await;
         match sent {
@@ -89,5 +97,33 @@ async fn deliver(shared: &Shared, batch: &ReadyBatch) -> Result<u64, Error> {
                 return Err(err);
             }
         }
+    }
+}
+
+/// How long a produce request may go unanswered before the producer asks the
+/// controller whether the partition's leader moved: a paused or cut-off leader holds
+/// requests until they time out (`ack_timeout` + 1 s), long after a new leader took
+/// over.
+const LEADER_CHECK_AFTER: Duration = Duration::from_millis(1000);
+/// How often it asks from then on.
+const LEADER_CHECK_EVERY: Duration = Duration::from_millis(250);
+
+/// Completes once the controller names a live leader other than `broker` for the
+/// partition (the request to `broker` is then given up and the batch sent to the new
+/// leader: idempotence makes the retry safe). Never completes otherwise.
+async fn leader_moved(shared: &Shared, topic: &Topic, partition: u32, broker: &ServerId) {
+    task::sleep(LEADER_CHECK_AFTER).await;
+    loop {
+        if let Ok(meta) = shared.leader.topic(topic).await {
+            let moved = meta
+                .partitions
+                .get(partition as usize)
+                .is_some_and(|p| p.alive && &p.broker_addr != broker);
+            if moved {
+                shared.remember(meta);
+                return;
+            }
+        }
+        task::sleep(LEADER_CHECK_EVERY).await;
     }
 }
