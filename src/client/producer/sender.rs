@@ -120,8 +120,7 @@ async fn leader_moved(shared: &Shared, topic: &Topic, partition: u32, broker: &S
                 .get(partition as usize)
                 .is_some_and(|p| p.alive && &p.broker_addr != broker);
             if moved {
-                shared.remember(meta);
-                return;
+                return; // the retry forgets the topic's metadata and loads it afresh
             }
         }
         task::sleep(LEADER_CHECK_EVERY).await;
