@@ -43,6 +43,8 @@
 //!   and brokers (also the HTTP links leader and brokers use to reach each other).
 //! - [`http`]: the only code that knows tide, surf and async-h1: the listener with
 //!   TCP_NODELAY and shutdown, request parsing, the pooled client.
+//! - [`deadline`]: request timeouts sharing one driver task instead of a runtime
+//!   timer each.
 //! - [`bench`]: the `logbrook bench` measurements.
 //! - [`node`]: runs a leader or a broker on a listener; [`cluster`]: a whole
 //!   cluster in-process; [`cli`]: the `logbrook` command.
@@ -54,6 +56,7 @@ pub mod broker;
 pub mod cli;
 pub mod client;
 pub mod cluster;
+pub mod deadline;
 pub mod error;
 pub mod http;
 pub mod leader;

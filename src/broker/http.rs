@@ -8,7 +8,6 @@ use tide::{Request, Response, StatusCode};
 use crate::error::Error;
 use crate::http::auth::RequireToken;
 use crate::http::client::{END_OFFSET_HEADER, HIGH_WATERMARK_HEADER};
-use crate::http::drain::DrainBody;
 use crate::http::limits::Budget;
 use crate::http::reply::{
     body_bytes, error_response, json_body, name_param, number_param, query_u64, reply, JsonErrors,
@@ -42,7 +41,6 @@ pub struct BrokerState {
 pub fn app(state: BrokerState) -> tide::Server<BrokerState> {
     let auth = RequireToken::new(state.auth_token.as_deref());
     let mut app = tide::with_state(state);
-    app.with(DrainBody);
     app.with(JsonErrors);
     app.with(auth);
     app.at("/partitions/:topic/:partition/records")

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
+use crate::deadline;
 use crate::error::Error;
 use crate::names::{ServerId, Topic};
 use crate::protocol::control::{
@@ -467,7 +468,7 @@ impl BrokerService {
                     ),
                 });
             }
-            let _ = async_std::future::timeout(left, listener).await;
+            let _ = deadline::within(left, listener).await;
         }
     }
 
@@ -531,7 +532,7 @@ impl BrokerService {
             if !fetched.batches.is_empty() || left.is_zero() {
                 return Ok(fetched);
             }
-            let _ = async_std::future::timeout(left, listener).await;
+            let _ = deadline::within(left, listener).await;
         }
     }
 
@@ -588,7 +589,7 @@ impl BrokerService {
             if !fetched.batches.is_empty() || left.is_zero() {
                 return Ok(fetched);
             }
-            let _ = async_std::future::timeout(left, listener).await;
+            let _ = deadline::within(left, listener).await;
         }
     }
 

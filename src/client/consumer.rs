@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use crate::deadline;
 use crate::error::Error;
 use crate::http::client::{BytesResponse, HttpClient};
 use crate::names::{ConsumerGroupId, ServerId, Topic};
@@ -136,9 +137,9 @@ impl Prefetch {
 
     /// Its answers if they come within `max_wait`; else the prefetch, still running.
     async fn answers_within(mut self, max_wait: Duration) -> Result<Answers, Prefetch> {
-        match async_std::future::timeout(max_wait, &mut self.answers).await {
-            Ok(answers) => Ok(answers),
-            Err(_) => Err(self),
+        match deadline::within(max_wait, &mut self.answers).await {
+            Some(answers) => Ok(answers),
+            None => Err(self),
         }
     }
 }

@@ -1,22 +1,21 @@
-//! The HTTP client every logbrook client uses: one pooled surf client with
-//! TCP_NODELAY and keep-alive; failures come back as [`Error`].
+//! The HTTP client every logbrook client uses: surf on logbrook's own keep-alive
+//! connection pool ([`Connections`]); failures come back as [`Error`].
 //!
-//! A pooled keep-alive connection must never carry one request's answer to another.
-//! surf puts a connection back in its pool even when the request on it was given up
-//! (a timeout, or a dropped future) with its answer still to come; the next request
-//! on it would read that stale answer. So every exchange (request and whole body)
-//! runs under a guard: one that does not complete poisons the pool, and the next
-//! request starts a fresh one. As a second line, servers echo each request's target
-//! ([`REQUEST_ECHO_HEADER`]) and an answer for another target is refused (and
-//! poisons the pool too).
+//! A pooled connection must never carry one request's answer to another: a
+//! connection goes back to the pool only after its exchange completed, so one
+//! given up half-way (a timeout, a dropped future) is closed. As a second line,
+//! servers echo each request's target ([`REQUEST_ECHO_HEADER`]) and an answer for
+//! another target is refused.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::deadline;
 use crate::error::Error;
+use crate::http::connections::Connections;
 use crate::http::{request_target, REQUEST_ECHO_HEADER};
 use crate::names::ServerId;
 
@@ -26,7 +25,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A pooled HTTP client. Cheap to clone: clones share connections.
 #[derive(Clone, Debug)]
 pub struct HttpClient {
-    pool: Arc<Pool>,
+    client: surf::Client,
     timeout: Duration,
     /// The cluster's shared secret, sent as `Authorization: Bearer <token>`.
     auth_token: Option<Arc<str>>,
@@ -41,60 +40,6 @@ pub struct BytesResponse {
     pub end_offset: Option<u64>,
     /// The `logbrook-high-watermark` header, when present.
     pub high_watermark: Option<u64>,
-}
-
-/// surf's client (and its connection pool), replaced when poisoned.
-#[derive(Debug)]
-struct Pool {
-    client: RwLock<surf::Client>,
-}
-
-impl Pool {
-    fn new() -> Pool {
-        Pool {
-            client: RwLock::new(new_surf_client()),
-        }
-    }
-
-    /// The current client (clones share its connections).
-    fn client(&self) -> surf::Client {
-        self.client
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// Replaces the client: requests from now on use new connections. Exchanges
-    /// still running on the old one finish there, and its pool goes with them.
-    fn poison(&self) {
-        *self.client.write().unwrap_or_else(|p| p.into_inner()) = new_surf_client();
-    }
-}
-
-fn new_surf_client() -> surf::Client {
-    let config = surf::Config::new()
-        .set_tcp_no_delay(true)
-        .set_http_keep_alive(true)
-        // Timeouts are applied per exchange, so long polls can differ.
-        .set_timeout(None);
-    match surf::Client::try_from(config) {
-        Ok(client) => client,
-        Err(never) => match never {},
-    }
-}
-
-/// Poisons the pool unless the exchange it guards completed.
-struct ExchangeGuard<'a> {
-    pool: &'a Pool,
-    completed: bool,
-}
-
-impl Drop for ExchangeGuard<'_> {
-    fn drop(&mut self) {
-        if !self.completed {
-            self.pool.poison();
-        }
-    }
 }
 
 /// A whole answer: status, the headers logbrook reads, the body.
@@ -115,7 +60,7 @@ impl HttpClient {
     /// A client whose requests time out after `timeout`.
     pub fn new(timeout: Duration) -> HttpClient {
         HttpClient {
-            pool: Arc::new(Pool::new()),
+            client: surf::Client::with_http_client(Connections::new()),
             timeout,
             auth_token: None,
         }
@@ -151,8 +96,7 @@ impl HttpClient {
         Ok(surf::RequestBuilder::new(method, url))
     }
 
-    /// Sends the request and reads the whole answer within the timeout, under a
-    /// guard that poisons the pool if the exchange does not complete. Non-2xx
+    /// Sends the request and reads the whole answer within the timeout. Non-2xx
     /// answers become the error their JSON body names.
     async fn exchange(&self, addr: &ServerId, req: surf::RequestBuilder) -> Result<Answer, Error> {
         let unavailable = |reason: String| Error::Unavailable {
@@ -165,29 +109,17 @@ impl HttpClient {
         };
         let req = req.build();
         let target = request_target(req.url());
-        let mut guard = ExchangeGuard {
-            pool: &self.pool,
-            completed: false,
-        };
-        let client = self.pool.client();
         let exchange = async {
-            let mut res = client
+            // The transport reads the whole body, and refuses one cut short.
+            let mut res = self
+                .client
                 .send(req)
                 .await
                 .map_err(|e| unavailable(e.to_string()))?;
-            let declared = res.len();
             let body = res
                 .body_bytes()
                 .await
                 .map_err(|e| unavailable(format!("answer cut short: {e}")))?;
-            // A server that dies mid-answer leaves a body shorter than it declared
-            // (the reader just ends): that is a lost answer, not a malformed one.
-            if declared.is_some_and(|len| len != body.len()) {
-                return Err(unavailable(format!(
-                    "answer cut short: {} of {declared:?} bytes",
-                    body.len()
-                )));
-            }
             let header = |name: &str| res.header(name).map(|v| v.last().as_str().to_string());
             if header(REQUEST_ECHO_HEADER).as_deref() != Some(target.as_str()) {
                 return Err(unavailable(format!(
@@ -203,10 +135,9 @@ impl HttpClient {
                 body,
             })
         };
-        let answer = async_std::future::timeout(self.timeout, exchange)
+        let answer = deadline::within(self.timeout, exchange)
             .await
-            .map_err(|_| unavailable(format!("no answer within {:?}", self.timeout)))??;
-        guard.completed = true;
+            .ok_or_else(|| unavailable(format!("no answer within {:?}", self.timeout)))??;
         if (200..300).contains(&answer.status) {
             return Ok(answer);
         }
@@ -348,8 +279,9 @@ mod tests {
 
     /// The regression of docs/faults.md's bug 1: after a request is given up with its
     /// answer still to come, the next request on the same client must get its own
-    /// answer (surf's pool would hand it the stale one, or, once its recycle check ate
-    /// the stale answer's first bytes, fail with "invalid HTTP version" forever).
+    /// answer (surf's own pool handed it the stale one, or, once its recycle check
+    /// ate the stale answer's first bytes, failed with "invalid HTTP version"
+    /// forever).
     #[test]
     fn an_abandoned_request_never_answers_the_next_one() {
         task::block_on(async {

@@ -1,20 +1,21 @@
 //! The HTTP edge: the only code that knows tide, surf and async-h1.
 //!
 //! - `server`: a listener that sets TCP_NODELAY on every connection (tide's own does
-//!   not, which costs ~40 ms per request on loopback), serves a tide app and stops on
-//!   a shutdown signal, closing open connections too.
+//!   not, which costs ~40 ms per request on loopback), serves a tide app with its
+//!   own keep-alive loop (each request body read before its answer goes out) and
+//!   stops on a shutdown signal, closing open connections too.
 //! - `reply`: request parsing and the rendering of [`crate::Error`] as status + JSON.
-//! - `drain`: every request body is read before its answer goes out (async-h1
-//!   would otherwise lose a keep-alive client's next request).
 //! - `auth`: the optional shared secret every endpoint then requires.
 //! - `limits`: budgets bounding open connections and request bytes in memory.
-//! - `client`: one pooled surf client with TCP_NODELAY and keep-alive, turning
+//! - `connections`: surf's transport, a keep-alive pool with TCP_NODELAY that takes
+//!   a connection back only after a complete exchange.
+//! - `client`: the surf client every logbrook client uses, turning
 //!   failures back into [`crate::Error`]; it never lets one request read another's
 //!   answer (servers echo each request's target in [`REQUEST_ECHO_HEADER`]).
 
 pub mod auth;
 pub mod client;
-pub mod drain;
+pub mod connections;
 pub mod limits;
 pub mod reply;
 pub mod server;

@@ -5,7 +5,6 @@ use tide::Request;
 
 use crate::error::Error;
 use crate::http::auth::RequireToken;
-use crate::http::drain::DrainBody;
 use crate::http::reply::{json_body, name_param, number_param, reply, JsonErrors};
 use crate::names::{ConsumerGroupId, Topic};
 use crate::protocol::control::{
@@ -20,7 +19,6 @@ use super::Leader;
 pub fn app(leader: Leader) -> tide::Server<Leader> {
     let auth = RequireToken::new(leader.config().auth_token.as_deref());
     let mut app = tide::with_state(leader);
-    app.with(DrainBody);
     app.with(JsonErrors);
     app.with(auth);
     app.at("/metadata").get(metadata);

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use async_std::task;
 use futures_lite::future;
 
+use crate::deadline;
 use crate::error::Error;
 use crate::names::{ServerId, Topic};
 use crate::protocol::control::Acks;
@@ -32,7 +33,7 @@ pub(super) async fn run(shared: Arc<Shared>, woken: async_channel::Receiver<()>)
         match next_deadline {
             Some(deadline) => {
                 let wait = deadline.saturating_duration_since(Instant::now());
-                let _ = async_std::future::timeout(wait, woken.recv()).await;
+                let _ = deadline::within(wait, woken.recv()).await;
             }
             None => {
                 let _ = woken.recv().await;
@@ -112,7 +113,7 @@ const LEADER_CHECK_EVERY: Duration = Duration::from_millis(250);
 /// partition (the request to `broker` is then given up and the batch sent to the new
 /// leader: idempotence makes the retry safe). Never completes otherwise.
 async fn leader_moved(shared: &Shared, topic: &Topic, partition: u32, broker: &ServerId) {
-    task::sleep(LEADER_CHECK_AFTER).await;
+    deadline::sleep(LEADER_CHECK_AFTER).await;
     loop {
         if let Ok(meta) = shared.leader.topic(topic).await {
             let moved = meta
@@ -123,6 +124,6 @@ async fn leader_moved(shared: &Shared, topic: &Topic, partition: u32, broker: &S
                 return; // the retry forgets the topic's metadata and loads it afresh
             }
         }
-        task::sleep(LEADER_CHECK_EVERY).await;
+        deadline::sleep(LEADER_CHECK_EVERY).await;
     }
 }

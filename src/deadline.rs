@@ -1,0 +1,251 @@
+//! Timeouts that are set on every request and almost never reached, without a
+//! runtime timer each.
+//!
+//! async-io registers each timer with its reactor by waking the thread that waits
+//! on it (an eventfd write, a wake-up, a timerfd re-arm): on a 2-core machine that
+//! is a context switch or two per timer, and a request used to set two (the
+//! client's exchange timeout, the server's limit on the next request head). Here
+//! every deadline is an entry in one ordered map, and a single driver task sleeps
+//! until the earliest one. Setting a deadline is an insert under a mutex; the
+//! driver is woken early only when a deadline earlier than the one it sleeps
+//! until arrives. A deadline whose future completes first is removed, so in the
+//! steady state (10 s request timeouts, each removed within milliseconds) the
+//! driver wakes about once per timeout period.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use event_listener::Event;
+
+/// Runs `fut` for at most `timeout`: `None` if the time ran out first.
+pub async fn within<T>(timeout: Duration, fut: impl Future<Output = T>) -> Option<T> {
+    let expiry = Expiry::at(Instant::now() + timeout);
+    futures_lite::future::or(async { Some(fut.await) }, async {
+        expiry.await;
+        None
+    })
+    .await
+}
+
+/// Waits for `duration` (a deadline: cheap to set, and to drop before it passes).
+pub async fn sleep(duration: Duration) {
+    Expiry::at(Instant::now() + duration).await
+}
+
+/// A future that completes at an instant, driven by the shared deadline driver.
+#[derive(Debug)]
+pub struct Expiry {
+    at: Instant,
+    /// The entry in [`State::pending`], once registered.
+    key: Option<Key>,
+}
+
+/// A pending deadline: its instant and a number telling equal instants apart.
+type Key = (Instant, u64);
+
+impl Expiry {
+    /// A future completing at `at` (at once if `at` has passed).
+    pub fn at(at: Instant) -> Expiry {
+        Expiry { at, key: None }
+    }
+}
+
+impl Future for Expiry {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let deadlines = Deadlines::get();
+        let mut state = deadlines.lock();
+        match self.key {
+            // The driver removes an entry when it fires it.
+            Some(key) => match state.pending.get_mut(&key) {
+                None => Poll::Ready(()),
+                Some(waker) => {
+                    waker.clone_from(cx.waker());
+                    Poll::Pending
+                }
+            },
+            None if Instant::now() >= self.at => Poll::Ready(()),
+            None => {
+                let key = (self.at, state.next_id);
+                state.next_id += 1;
+                state.pending.insert(key, cx.waker().clone());
+                self.key = Some(key);
+                if state.driver_wakes_at.is_none_or(|wakes| self.at < wakes) {
+                    state.driver_wakes_at = Some(self.at);
+                    drop(state);
+                    deadlines.rearm.notify(1);
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Drop for Expiry {
+    fn drop(&mut self) {
+        if let Some(key) = self.key {
+            Deadlines::get().lock().pending.remove(&key);
+        }
+    }
+}
+
+/// The shared map of deadlines and the signal that wakes its driver early.
+struct Deadlines {
+    state: Mutex<State>,
+    rearm: Event,
+}
+
+struct State {
+    /// Deadlines not yet reached, with the task each wakes.
+    pending: BTreeMap<Key, Waker>,
+    next_id: u64,
+    /// When the driver wakes next by itself (`None`: only when signalled).
+    driver_wakes_at: Option<Instant>,
+}
+
+impl Deadlines {
+    /// The process's deadlines; the first call starts the driver task.
+    fn get() -> &'static Deadlines {
+        static DEADLINES: OnceLock<&'static Deadlines> = OnceLock::new();
+        DEADLINES.get_or_init(|| {
+            let deadlines: &'static Deadlines = Box::leak(Box::new(Deadlines {
+                state: Mutex::new(State {
+                    pending: BTreeMap::new(),
+                    next_id: 0,
+                    driver_wakes_at: None,
+                }),
+                rearm: Event::new(),
+            }));
+            async_std::task::spawn(deadlines.drive());
+            deadlines
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state stays consistent whatever panicked while holding it.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Fires the deadlines that are due, then sleeps until the next one or until a
+    /// deadline earlier than that is set.
+    async fn drive(&'static self) {
+        let mut due = Vec::new();
+        loop {
+            // Listening before reading the state: a deadline set after the read
+            // still wakes this loop.
+            let rearmed = self.rearm.listen();
+            let next = {
+                let mut state = self.lock();
+                let now = Instant::now();
+                while let Some(entry) = state.pending.first_entry() {
+                    if entry.key().0 > now {
+                        break;
+                    }
+                    due.push(entry.remove());
+                }
+                let next = state.pending.first_key_value().map(|(key, _)| key.0);
+                state.driver_wakes_at = next;
+                next
+            };
+            due.drain(..).for_each(Waker::wake);
+            match next {
+                Some(at) => {
+                    let sleep =
+                        async_std::task::sleep(at.saturating_duration_since(Instant::now()));
+                    futures_lite::future::or(sleep, rearmed).await;
+                }
+                None => rearmed.await,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_std::task;
+
+    #[test]
+    fn a_future_that_finishes_in_time_is_returned() {
+        task::block_on(async {
+            let got = within(Duration::from_secs(5), async { 7 }).await;
+            assert_eq!(got, Some(7));
+        });
+    }
+
+    #[test]
+    fn a_future_that_takes_too_long_is_given_up_near_its_deadline() {
+        task::block_on(async {
+            let start = Instant::now();
+            let got = within(
+                Duration::from_millis(50),
+                futures_lite::future::pending::<()>(),
+            )
+            .await;
+            let took = start.elapsed();
+            assert_eq!(got, None);
+            assert!(took >= Duration::from_millis(50), "{took:?}");
+            assert!(took < Duration::from_secs(5), "{took:?}");
+        });
+    }
+
+    /// A short deadline set while the driver sleeps until a long one wakes it early.
+    #[test]
+    fn an_earlier_deadline_rearms_the_driver() {
+        task::block_on(async {
+            let long = task::spawn(within(
+                Duration::from_secs(30),
+                futures_lite::future::pending::<()>(),
+            ));
+            task::sleep(Duration::from_millis(20)).await;
+            let start = Instant::now();
+            let got = within(
+                Duration::from_millis(30),
+                futures_lite::future::pending::<()>(),
+            )
+            .await;
+            assert_eq!(got, None);
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "{:?}",
+                start.elapsed()
+            );
+            long.cancel().await;
+        });
+    }
+
+    /// Deadlines of futures that finished leave no entries behind.
+    #[test]
+    fn finished_and_given_up_futures_leave_no_entry() {
+        task::block_on(async {
+            let marker = Instant::now() + Duration::from_secs(3600);
+            let count = || {
+                Deadlines::get()
+                    .lock()
+                    .pending
+                    .keys()
+                    .filter(|key| key.0 >= marker)
+                    .count()
+            };
+            for _ in 0..100 {
+                let expiry = Expiry::at(marker + Duration::from_secs(1));
+                let got = futures_lite::future::or(async { Some(1) }, async {
+                    expiry.await;
+                    None
+                });
+                assert_eq!(got.await, Some(1));
+            }
+            // Registered (polled while the other side was pending), then dropped.
+            let mut expiry = Expiry::at(marker + Duration::from_secs(1));
+            assert!(futures_lite::future::poll_once(&mut expiry).await.is_none());
+            assert_eq!(count(), 1);
+            drop(expiry);
+            assert_eq!(count(), 0);
+        });
+    }
+}
