@@ -22,6 +22,10 @@ use crate::names::ServerId;
 /// How long a request may take before it counts as `Unavailable`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Most bytes reserved up front for an answer of declared length (a bigger one
+/// grows as it arrives).
+const PREALLOCATED_MAX: usize = 64 << 20;
+
 /// A pooled HTTP client. Cheap to clone: clones share connections.
 #[derive(Clone, Debug)]
 pub struct HttpClient {
@@ -110,14 +114,16 @@ impl HttpClient {
         let req = req.build();
         let target = request_target(req.url());
         let exchange = async {
-            // The transport reads the whole body, and refuses one cut short.
             let mut res = self
                 .client
                 .send(req)
                 .await
                 .map_err(|e| unavailable(e.to_string()))?;
-            let body = res
-                .body_bytes()
+            // Read in place when the length is known (fetch answers run to MiBs). The
+            // transport fails a body that ends before its declared length: a server
+            // that died mid-answer lost the answer, it did not send a short one.
+            let mut body = Vec::with_capacity(res.len().unwrap_or(0).min(PREALLOCATED_MAX));
+            futures_lite::AsyncReadExt::read_to_end(&mut res.take_body(), &mut body)
                 .await
                 .map_err(|e| unavailable(format!("answer cut short: {e}")))?;
             let header = |name: &str| res.header(name).map(|v| v.last().as_str().to_string());

@@ -31,3 +31,31 @@ pub fn request_target(url: &tide::http::Url) -> String {
         None => url.path().to_string(),
     }
 }
+
+/// Largest write of an HTTP message (see [`write_message`]).
+const WRITE_CHUNK: usize = 32 * 1024;
+
+/// Writes an encoded HTTP message (async-h1's encoders yield the head, then the
+/// body) to `stream` in writes of up to [`WRITE_CHUNK`] bytes. A small message
+/// leaves in one write, so in one segment: with TCP_NODELAY, writing head and body
+/// apart sends two, and the peer may wake for the head alone.
+pub(crate) async fn write_message(
+    mut message: impl futures_lite::AsyncRead + Unpin,
+    mut stream: &async_std::net::TcpStream,
+) -> std::io::Result<()> {
+    use futures_lite::{AsyncReadExt, AsyncWriteExt};
+    let mut chunk = vec![0u8; WRITE_CHUNK];
+    loop {
+        let mut filled = 0;
+        while filled < chunk.len() {
+            match message.read(&mut chunk[filled..]).await? {
+                0 => break,
+                n => filled += n,
+            }
+        }
+        stream.write_all(&chunk[..filled]).await?;
+        if filled < chunk.len() {
+            return stream.flush().await;
+        }
+    }
+}

@@ -9,6 +9,7 @@ use futures_lite::{future, io};
 use tide::http::headers::{HeaderValues, CONNECTION};
 
 use super::limits::Budget;
+use super::write_message;
 use crate::deadline;
 
 /// Wakes every holder when the paired [`ShutdownTrigger`] fires or is dropped.
@@ -126,8 +127,8 @@ where
             return;
         }
         close |= asks_to_close(res.header(CONNECTION));
-        let mut answer = async_h1::server::Encoder::new(res, method);
-        if io::copy(&mut answer, &stream).await.is_err() || close {
+        let answer = async_h1::server::Encoder::new(res, method);
+        if write_message(answer, &stream).await.is_err() || close {
             return;
         }
     }
