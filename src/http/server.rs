@@ -101,11 +101,12 @@ pub const HEAD_TIMEOUT: Duration = Duration::from_secs(60);
 /// closes it, sends a malformed head, stays silent for [`HEAD_TIMEOUT`] or asks to
 /// close.
 ///
-/// This is async-h1's own server loop with two changes. The body the handler left
-/// unread is read *before* the answer is written: async-h1 reads it afterwards,
-/// through a buffer it then drops, which loses the next request of a client that
-/// got its answer early (docs/faults.md, bug 2). And the head timeout is a shared
-/// [`deadline`], not a runtime timer per request.
+/// This is async-h1's own server loop with three changes. The body the handler
+/// left unread is read *before* the answer is written: async-h1 reads it
+/// afterwards, through a buffer it then drops, which loses the next request of a
+/// client that got its answer early (docs/faults.md, bug 2). The head timeout is a
+/// shared [`deadline`], not a runtime timer per request. And a small answer leaves
+/// in one write ([`write_message`]).
 async fn serve_connection<S>(stream: TcpStream, app: tide::Server<S>)
 where
     S: Clone + Send + Sync + 'static,
