@@ -171,7 +171,13 @@ impl HttpClient for Connections {
     async fn send(&self, req: Request) -> Result<Response, Error> {
         let addr = server_addr(&req).await?;
         let connection = self.pool.checkout(addr).await?;
-        write_message(async_h1::client::Encoder::new(req), &connection.stream).await?;
+        let body_len = req.len();
+        write_message(
+            async_h1::client::Encoder::new(req),
+            body_len,
+            &connection.stream,
+        )
+        .await?;
         let mut res = async_h1::client::decode(connection.stream.clone()).await?;
         let keep_alive = !res
             .header(CONNECTION)

@@ -34,17 +34,23 @@ pub fn request_target(url: &tide::http::Url) -> String {
 
 /// Largest write of an HTTP message (see [`write_message`]).
 const WRITE_CHUNK: usize = 32 * 1024;
+/// Room for a message's head in [`write_message`]'s first write (logbrook's heads
+/// take 100-300 bytes; a bigger one costs a second write, nothing else).
+const HEAD_ROOM: usize = 1024;
 
 /// Writes an encoded HTTP message (async-h1's encoders yield the head, then the
 /// body) to `stream` in writes of up to [`WRITE_CHUNK`] bytes. A small message
 /// leaves in one write, so in one segment: with TCP_NODELAY, writing head and body
-/// apart sends two, and the peer may wake for the head alone.
+/// apart sends two, and the peer may wake for the head alone. `body_len` (when
+/// known) sizes the buffer, so a small message does not clear 32 KiB.
 pub(crate) async fn write_message(
     mut message: impl futures_lite::AsyncRead + Unpin,
+    body_len: Option<usize>,
     mut stream: &async_std::net::TcpStream,
 ) -> std::io::Result<()> {
     use futures_lite::{AsyncReadExt, AsyncWriteExt};
-    let mut chunk = vec![0u8; WRITE_CHUNK];
+    let size = body_len.map_or(WRITE_CHUNK, |len| len.saturating_add(HEAD_ROOM));
+    let mut chunk = vec![0u8; size.min(WRITE_CHUNK)];
     loop {
         let mut filled = 0;
         while filled < chunk.len() {

@@ -128,8 +128,9 @@ where
             return;
         }
         close |= asks_to_close(res.header(CONNECTION));
+        let body_len = res.len();
         let answer = async_h1::server::Encoder::new(res, method);
-        if write_message(answer, &stream).await.is_err() || close {
+        if write_message(answer, body_len, &stream).await.is_err() || close {
             return;
         }
     }
