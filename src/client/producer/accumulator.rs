@@ -8,6 +8,11 @@
 //! flight, so each partition's batches are written in order. While a request is in
 //! flight, new records pile into the next batch: under load batches grow by
 //! themselves, and an idle producer sends a record at once (with linger 0).
+//!
+//! Two shortcuts skip the sender task, whose wake-up is a thread hop: with linger 0
+//! `append` launches an idle partition's batch itself ([`Appended::launched`]),
+//! and [`Accumulator::complete`] launches the partition's next batch when it may
+//! go at once, so the task that sent a batch sends the next.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -147,6 +152,38 @@ impl PartitionQueue {
         self.sequence = ((i64::from(self.sequence) + i64::from(batch.records)) % (1 << 31)) as i32;
         batch
     }
+
+    /// Launches the partition's next batch if one may go now: a full one, else the
+    /// open one once `linger` has passed or `flushing`. `Err(due)`: the open batch
+    /// may go at `due`. Nothing goes while a batch is in flight.
+    fn launch_next(
+        &mut self,
+        topic: &str,
+        partition: u32,
+        now: Instant,
+        linger: Duration,
+        flushing: bool,
+        producer_id: Option<i64>,
+    ) -> Result<Option<ReadyBatch>, Instant> {
+        if self.in_flight {
+            return Ok(None);
+        }
+        if let Some(batch) = self.full.pop_front() {
+            return Ok(Some(self.launch(batch, producer_id)));
+        }
+        let Some(open) = &self.open else {
+            return Ok(None);
+        };
+        let due = open.opened + linger;
+        if !flushing && due > now {
+            return Err(due);
+        }
+        let batch = self
+            .open
+            .take()
+            .map(|open| Accumulator::seal(topic, partition, open));
+        Ok(batch.map(|batch| self.launch(batch, producer_id)))
+    }
 }
 
 #[derive(Default)]
@@ -178,6 +215,9 @@ pub struct Appended {
     pub index: u32,
     /// The batch's outcome.
     pub result: Arc<BatchResult>,
+    /// The record's batch, launched at once (linger 0 and the partition idle): the
+    /// caller sends it, with no hop through the sender task.
+    pub(crate) launched: Option<ReadyBatch>,
 }
 
 /// Why an append did not happen.
@@ -306,6 +346,7 @@ impl Accumulator {
         if state.buffered_bytes >= self.config.buffer_memory {
             return Err(AppendError::Full);
         }
+        let producer_id = state.producer_id;
         let batch_size = self.config.batch_size;
         let queues = state
             .topics
@@ -345,16 +386,27 @@ impl Accumulator {
                 queue.full.push_back(ready);
             }
         }
+        // With linger 0 an idle partition's batch goes now, from the caller.
+        let launched = if self.config.linger.is_zero() {
+            let now = Instant::now();
+            queue
+                .launch_next(topic, partition, now, Duration::ZERO, false, producer_id)
+                .ok()
+                .flatten()
+        } else {
+            None
+        };
         state.buffered_bytes += grown;
         state.pending_records += 1;
         drop(state);
-        if opened || full || self.config.linger.is_zero() {
+        if launched.is_none() && (opened || full) {
             self.wake_sender();
         }
         Ok(Appended {
             partition,
             index,
             result,
+            launched,
         })
     }
 
@@ -395,32 +447,27 @@ impl Accumulator {
         let mut next_deadline: Option<Instant> = None;
         for (topic, queues) in state.topics.iter_mut() {
             for (p, queue) in queues.partitions.iter_mut().enumerate() {
-                if queue.in_flight {
-                    continue;
-                }
-                if let Some(batch) = queue.full.pop_front() {
-                    out.push(queue.launch(batch, producer_id));
-                    continue;
-                }
-                let Some(open) = &queue.open else { continue };
-                let due = open.opened + linger;
-                if flushing || due <= now {
-                    if let Some(batch) = queue.open.take() {
-                        let sealed = Self::seal(topic.as_str(), p as u32, batch);
-                        out.push(queue.launch(sealed, producer_id));
-                    }
-                } else {
-                    next_deadline = Some(next_deadline.map_or(due, |d| d.min(due)));
+                let launched =
+                    queue.launch_next(topic.as_str(), p as u32, now, linger, flushing, producer_id);
+                match launched {
+                    Ok(batch) => out.extend(batch),
+                    Err(due) => next_deadline = Some(next_deadline.map_or(due, |d| d.min(due))),
                 }
             }
         }
         (out, next_deadline)
     }
 
-    /// Records a batch's outcome: frees its partition for the next batch, counts a
-    /// failure for [`Accumulator::take_failures`], wakes waiters.
-    pub fn complete(&self, batch: ReadyBatch, outcome: Result<u64, Error>) {
+    /// Records a batch's outcome: frees its partition, counts a failure for
+    /// [`Accumulator::take_failures`], wakes waiters. Returns the partition's next
+    /// batch if it may go now (launched: the caller sends it, with no hop through
+    /// the sender task); otherwise the sender task is woken to look.
+    #[must_use = "a launched batch must be sent"]
+    pub fn complete(&self, batch: ReadyBatch, outcome: Result<u64, Error>) -> Option<ReadyBatch> {
         let mut state = self.lock();
+        let (linger, flushing, producer_id) =
+            (self.config.linger, state.flushes > 0, state.producer_id);
+        let mut next = None;
         if let Some(queue) = state
             .topics
             .get_mut(batch.topic.as_str())
@@ -433,6 +480,18 @@ impl Accumulator {
                 queue.producer_epoch = queue.producer_epoch.wrapping_add(1).max(0);
                 queue.sequence = 0;
             }
+            let (topic, partition) = (batch.topic.as_str(), batch.partition);
+            next = queue
+                .launch_next(
+                    topic,
+                    partition,
+                    Instant::now(),
+                    linger,
+                    flushing,
+                    producer_id,
+                )
+                .ok()
+                .flatten();
         }
         Self::settle(
             &mut state,
@@ -443,7 +502,10 @@ impl Accumulator {
         );
         drop(state);
         self.progress.notify(usize::MAX);
-        self.wake_sender();
+        if next.is_none() {
+            self.wake_sender();
+        }
+        next
     }
 
     fn settle(
@@ -565,25 +627,30 @@ mod tests {
     #[test]
     fn one_batch_in_flight_per_partition_and_records_pile_up_meanwhile() {
         let a = acc(1 << 20, 0);
-        a.append("t", None, b"a", 0, no_key).unwrap();
-        let (first, _) = a.take_sendable(Instant::now());
-        assert_eq!(first.len(), 1);
-        assert_eq!(first[0].records, 1);
+        let first = a
+            .append("t", None, b"a", 0, no_key)
+            .unwrap()
+            .launched
+            .expect("with linger 0 an idle partition's batch goes at once");
+        assert_eq!(first.records, 1);
         // Pin later records to the first batch's partition with a key.
         for _ in 0..5 {
-            a.append("t", Some(b"k"), b"b", 0, |_, _| first[0].partition)
+            let appended = a
+                .append("t", Some(b"k"), b"b", 0, |_, _| first.partition)
                 .unwrap();
+            assert!(appended.launched.is_none(), "partition busy");
         }
         let (none, _) = a.take_sendable(Instant::now());
         assert!(none.is_empty(), "partition busy: nothing more goes");
-        let batch = first.into_iter().next().unwrap();
-        let result = batch.result.clone();
-        a.complete(batch, Ok(0));
+        let result = first.result.clone();
+        let second = a
+            .complete(first, Ok(0))
+            .expect("the completing task sends the next batch");
         assert!(matches!(result.outcome.get(), Some(Ok(0))));
-        let (second, _) = a.take_sendable(Instant::now());
-        assert_eq!(second.len(), 1);
-        assert_eq!(second[0].records, 5, "records piled into one batch");
+        assert_eq!(second.records, 5, "records piled into one batch");
         assert_eq!(a.pending_records(), 5);
+        assert!(a.complete(second, Ok(1)).is_none());
+        assert_eq!(a.pending_records(), 0);
     }
 
     #[test]
@@ -604,25 +671,33 @@ mod tests {
         let (out, _) = a.take_sendable(Instant::now());
         assert_eq!(out.len(), 1);
         assert!(out[0].bytes.len() >= 300);
-        // The flush flag makes lingering batches sendable.
+        // The partition's next batch lingers: completing does not launch it...
+        let mut out = out.into_iter();
+        a.append("t", Some(b"k"), &value, 0, |_, _| 0).unwrap();
+        assert!(a.complete(out.next().unwrap(), Ok(0)).is_none());
+        let (none, deadline) = a.take_sendable(Instant::now());
+        assert!(none.is_empty() && deadline.is_some());
+        // ...until the flush flag makes lingering batches sendable.
         a.lock().flushes += 1;
-        a.complete(out.into_iter().next().unwrap(), Ok(0));
         let (rest, _) = a.take_sendable(Instant::now());
         assert_eq!(rest.len(), 1);
     }
 
     #[test]
     fn failures_are_counted_and_reported_once() {
-        let a = acc(1 << 20, 0);
+        let a = acc(1 << 20, 60_000);
         for _ in 0..3 {
             a.append("t", Some(b"k"), b"v", 0, |_, _| 1).unwrap();
         }
+        a.lock().flushes += 1;
         let (out, _) = a.take_sendable(Instant::now());
         let err = Error::Unavailable {
             addr: "b".into(),
             reason: "down".into(),
         };
-        a.complete(out.into_iter().next().unwrap(), Err(err.clone()));
+        assert!(a
+            .complete(out.into_iter().next().unwrap(), Err(err.clone()))
+            .is_none());
         assert_eq!(a.take_failures(), Some((3, err)));
         assert_eq!(a.take_failures(), None);
         assert_eq!(a.pending_records(), 0);

@@ -323,9 +323,14 @@ impl Producer {
         key: Option<&[u8]>,
         value: &[u8],
     ) -> Result<Appended, AppendError> {
-        self.shared
-            .acc
-            .append(topic, key, value, now_ms(), partition_for_key)
+        let mut appended =
+            self.shared
+                .acc
+                .append(topic, key, value, now_ms(), partition_for_key)?;
+        if let Some(batch) = appended.launched.take() {
+            async_std::task::spawn(sender::send_batch(self.shared.clone(), batch));
+        }
+        Ok(appended)
     }
 
     /// Waits until every record queued so far is acknowledged. Records that could not

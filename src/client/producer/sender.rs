@@ -42,10 +42,17 @@ pub(super) async fn run(shared: Arc<Shared>, woken: async_channel::Receiver<()>)
     }
 }
 
-async fn send_batch(shared: Arc<Shared>, mut batch: ReadyBatch) {
-    batch.apply_stamp();
-    let outcome = deliver(&shared, &batch).await;
-    shared.acc.complete(batch, outcome);
+/// Sends `batch`, then each next batch of its partition that may go as soon as
+/// the one before completes.
+pub(super) async fn send_batch(shared: Arc<Shared>, mut batch: ReadyBatch) {
+    loop {
+        batch.apply_stamp();
+        let outcome = deliver(&shared, &batch).await;
+        match shared.acc.complete(batch, outcome) {
+            Some(next) => batch = next,
+            None => return,
+        }
+    }
 }
 
 /// Sends one batch. On an error worth retrying (the partition's leader moved or is
