@@ -22,13 +22,36 @@ use std::time::{Duration, Instant};
 use event_listener::Event;
 
 /// Runs `fut` for at most `timeout`: `None` if the time ran out first.
-pub async fn within<T>(timeout: Duration, fut: impl Future<Output = T>) -> Option<T> {
-    let expiry = Expiry::at(Instant::now() + timeout);
-    futures_lite::future::or(async { Some(fut.await) }, async {
-        expiry.await;
-        None
-    })
-    .await
+pub fn within<F: Future>(timeout: Duration, fut: F) -> Within<F> {
+    Within {
+        fut,
+        expiry: Expiry::at(Instant::now() + timeout),
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`within`]. A struct rather than an `async fn`, which would
+    /// hold `fut` twice (as its argument and inside its body): a connection's
+    /// request-head future is kilobytes (async-h1's header array), and a server
+    /// keeps one per open connection.
+    #[derive(Debug)]
+    pub struct Within<F> {
+        #[pin]
+        fut: F,
+        expiry: Expiry,
+    }
+}
+
+impl<F: Future> Future for Within<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(out) = this.fut.poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        Pin::new(this.expiry).poll(cx).map(|()| None)
+    }
 }
 
 /// Waits for `duration` (a deadline: cheap to set, and to drop before it passes).

@@ -46,12 +46,16 @@ impl ShutdownSignal {
     }
 
     /// Runs `fut` until it completes or the signal fires; `None` if the signal won.
-    pub async fn race<T>(&self, fut: impl Future<Output = T>) -> Option<T> {
-        future::or(async { Some(fut.await) }, async {
+    /// (Not an `async fn`: that would hold `fut` twice, as its argument and in its
+    /// body, and a server races every connection's future.)
+    pub fn race<'a, T: 'a>(
+        &'a self,
+        fut: impl Future<Output = T> + 'a,
+    ) -> impl Future<Output = Option<T>> + 'a {
+        future::or(async move { Some(fut.await) }, async move {
             self.wait().await;
             None
         })
-        .await
     }
 }
 
