@@ -242,6 +242,27 @@ mod tests {
         });
     }
 
+    /// A future holding 4 KiB across an await, as a request-head parser does.
+    async fn four_kib_future() -> usize {
+        let buf = [1u8; 4096];
+        futures_lite::future::yield_now().await;
+        buf.iter().map(|b| usize::from(*b)).sum()
+    }
+
+    /// A server keeps one such wrapped future per open connection: wrapping must
+    /// not store the future twice (as an `async fn` moving it into a block does).
+    #[test]
+    fn within_holds_its_future_once() {
+        let size = std::mem::size_of_val(&four_kib_future());
+        let wrapped = within(Duration::from_secs(1), four_kib_future());
+        assert!(
+            std::mem::size_of_val(&wrapped) < size + 128,
+            "{} bytes around a {size}-byte future",
+            std::mem::size_of_val(&wrapped)
+        );
+        assert_eq!(task::block_on(wrapped), Some(4096));
+    }
+
     /// Deadlines of futures that finished leave no entries behind.
     #[test]
     fn finished_and_given_up_futures_leave_no_entry() {

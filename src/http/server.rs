@@ -1,11 +1,13 @@
 //! Serving a tide app on a listener we bind ourselves.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_std::net::{TcpListener, TcpStream};
 use async_std::task;
-use futures_lite::{future, io};
+use futures_lite::io;
 use tide::http::headers::{HeaderValues, CONNECTION};
 
 use super::limits::Budget;
@@ -46,16 +48,37 @@ impl ShutdownSignal {
     }
 
     /// Runs `fut` until it completes or the signal fires; `None` if the signal won.
-    /// (Not an `async fn`: that would hold `fut` twice, as its argument and in its
-    /// body, and a server races every connection's future.)
-    pub fn race<'a, T: 'a>(
-        &'a self,
-        fut: impl Future<Output = T> + 'a,
-    ) -> impl Future<Output = Option<T>> + 'a {
-        future::or(async move { Some(fut.await) }, async move {
-            self.wait().await;
-            None
-        })
+    pub fn race<F: Future>(&self, fut: F) -> Race<'_, F> {
+        Race {
+            fut,
+            fired: self.0.recv(),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`ShutdownSignal::race`]. A struct, because an `async` wrapper
+    /// would hold `fut` twice (captured, and again while awaiting it), and a server
+    /// races every open connection's future.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Race<'a, F> {
+        #[pin]
+        fut: F,
+        #[pin]
+        fired: async_channel::Recv<'a, ()>,
+    }
+}
+
+impl<F: Future> Future for Race<'_, F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(out) = this.fut.poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        // Nothing is ever sent: the channel closing is the signal.
+        this.fired.poll(cx).map(|_| None)
     }
 }
 
@@ -216,6 +239,26 @@ mod tests {
         answer_within(stream, Duration::from_secs(2))
             .await
             .is_some()
+    }
+
+    /// Every connection's future is raced with the shutdown signal: the race must
+    /// not store it twice (as an `async fn` moving it into a block does).
+    #[test]
+    fn a_race_holds_its_future_once() {
+        let future = || async {
+            let buf = [1u8; 4096];
+            futures_lite::future::yield_now().await;
+            buf.len()
+        };
+        let size = std::mem::size_of_val(&future());
+        let (_trigger, signal) = shutdown_pair();
+        let raced = signal.race(future());
+        assert!(
+            std::mem::size_of_val(&raced) < size + 256,
+            "{} bytes around a {size}-byte future",
+            std::mem::size_of_val(&raced)
+        );
+        assert_eq!(task::block_on(raced), Some(4096));
     }
 
     /// Bug 2 of docs/faults.md, made deterministic: async-h1's loop answers before
