@@ -25,7 +25,7 @@ use event_listener::Event;
 pub fn within<F: Future>(timeout: Duration, fut: F) -> Within<F> {
     Within {
         fut,
-        expiry: Expiry::at(Instant::now() + timeout),
+        expiry: Expiry::after(timeout),
     }
 }
 
@@ -56,13 +56,14 @@ impl<F: Future> Future for Within<F> {
 
 /// Waits for `duration` (a deadline: cheap to set, and to drop before it passes).
 pub async fn sleep(duration: Duration) {
-    Expiry::at(Instant::now() + duration).await
+    Expiry::after(duration).await
 }
 
 /// A future that completes at an instant, driven by the shared deadline driver.
 #[derive(Debug)]
 pub struct Expiry {
-    at: Instant,
+    /// `None`: never (a duration past what the clock can represent).
+    at: Option<Instant>,
     /// The entry in [`State::pending`], once registered.
     key: Option<Key>,
 }
@@ -73,7 +74,19 @@ type Key = (Instant, u64);
 impl Expiry {
     /// A future completing at `at` (at once if `at` has passed).
     pub fn at(at: Instant) -> Expiry {
-        Expiry { at, key: None }
+        Expiry {
+            at: Some(at),
+            key: None,
+        }
+    }
+
+    /// A future completing `duration` from now; never, if that instant is past what
+    /// the clock can represent (a "wait for ever" timeout).
+    pub fn after(duration: Duration) -> Expiry {
+        Expiry {
+            at: Instant::now().checked_add(duration),
+            key: None,
+        }
     }
 }
 
@@ -81,6 +94,9 @@ impl Future for Expiry {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(at) = self.at else {
+            return Poll::Pending;
+        };
         let deadlines = Deadlines::get();
         let mut state = deadlines.lock();
         match self.key {
@@ -92,14 +108,14 @@ impl Future for Expiry {
                     Poll::Pending
                 }
             },
-            None if Instant::now() >= self.at => Poll::Ready(()),
+            None if Instant::now() >= at => Poll::Ready(()),
             None => {
-                let key = (self.at, state.next_id);
+                let key = (at, state.next_id);
                 state.next_id += 1;
                 state.pending.insert(key, cx.waker().clone());
                 self.key = Some(key);
-                if state.driver_wakes_at.is_none_or(|wakes| self.at < wakes) {
-                    state.driver_wakes_at = Some(self.at);
+                if state.driver_wakes_at.is_none_or(|wakes| at < wakes) {
+                    state.driver_wakes_at = Some(at);
                     drop(state);
                     deadlines.rearm.notify(1);
                 }
@@ -214,6 +230,23 @@ mod tests {
             assert_eq!(got, None);
             assert!(took >= Duration::from_millis(50), "{took:?}");
             assert!(took < Duration::from_secs(5), "{took:?}");
+        });
+    }
+
+    /// A timeout past what the clock can represent means no timeout (it used to be
+    /// `async_std::future::timeout`'s behaviour, and callers pass "for ever").
+    #[test]
+    fn a_timeout_too_large_for_the_clock_never_expires() {
+        task::block_on(async {
+            assert_eq!(within(Duration::MAX, async { 5 }).await, Some(5));
+            let mut forever = within(Duration::MAX, futures_lite::future::pending::<()>());
+            assert!(futures_lite::future::poll_once(&mut forever)
+                .await
+                .is_none());
+            let mut sleeping = Box::pin(sleep(Duration::MAX));
+            assert!(futures_lite::future::poll_once(&mut sleeping)
+                .await
+                .is_none());
         });
     }
 
