@@ -204,6 +204,28 @@ impl Deadlines {
     }
 }
 
+/// Test support for future wrappers a server keeps per connection.
+#[cfg(test)]
+pub(crate) mod wrap_check {
+    /// A future holding 4 KiB across an await, as a request-head parser does.
+    pub(crate) async fn four_kib() -> usize {
+        let buf = [1u8; 4096];
+        futures_lite::future::yield_now().await;
+        buf.iter().map(|b| usize::from(*b)).sum()
+    }
+
+    /// Asserts that `wrapped`, a wrapper around [`four_kib`], holds it once: at
+    /// most `slack` bytes more than the future itself.
+    pub(crate) fn assert_held_once<W>(wrapped: &W, slack: usize) {
+        let size = std::mem::size_of_val(&four_kib());
+        let around = std::mem::size_of_val(wrapped);
+        assert!(
+            around < size + slack,
+            "{around} bytes around a {size}-byte future"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,24 +297,12 @@ mod tests {
         });
     }
 
-    /// A future holding 4 KiB across an await, as a request-head parser does.
-    async fn four_kib_future() -> usize {
-        let buf = [1u8; 4096];
-        futures_lite::future::yield_now().await;
-        buf.iter().map(|b| usize::from(*b)).sum()
-    }
-
     /// A server keeps one such wrapped future per open connection: wrapping must
     /// not store the future twice (as an `async fn` moving it into a block does).
     #[test]
     fn within_holds_its_future_once() {
-        let size = std::mem::size_of_val(&four_kib_future());
-        let wrapped = within(Duration::from_secs(1), four_kib_future());
-        assert!(
-            std::mem::size_of_val(&wrapped) < size + 128,
-            "{} bytes around a {size}-byte future",
-            std::mem::size_of_val(&wrapped)
-        );
+        let wrapped = within(Duration::from_secs(1), wrap_check::four_kib());
+        wrap_check::assert_held_once(&wrapped, 128);
         assert_eq!(task::block_on(wrapped), Some(4096));
     }
 
