@@ -5,18 +5,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use crate::deadline;
 use crate::error::Error;
-use crate::http::client::{BytesResponse, HttpClient};
+use crate::http::client::HttpClient;
 use crate::names::{ConsumerGroupId, ServerId, Topic};
 use crate::protocol::batch;
 use crate::protocol::control::{AssignedFetch, CommitResponse, MemberState, OffsetMove};
 
 use super::api::{BrokerClient, LeaderClient};
+use super::fetch::{self, Prefetch, LONG_POLL_ROUND};
 use super::message::Message;
 
-/// Longest one long-poll round waits before syncing with the leader again.
-const LONG_POLL_ROUND: Duration = Duration::from_millis(500);
 /// Pause after a poll failed with a retriable error.
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
 /// The smallest share of a poll's byte budget one partition gets.
@@ -74,8 +72,8 @@ pub struct Consumer {
     /// accepted), positions advanced: the next poll fetches with it and skips the
     /// sync. A stale one can only make a commit fail, never deliver twice.
     confirmed: Option<MemberState>,
-    /// Fetches from the positions a pending or confirmed commit moves to, started
-    /// beside that commit, so records arriving meanwhile are on their way before the
+    /// Reads ahead from the positions a pending or confirmed commit moves to,
+    /// started beside that commit, so records arriving meanwhile are read before the
     /// next poll. Kept only along with `confirmed` (same assignment, same order).
     prefetch: Option<Prefetch>,
     /// A commit whose answer was lost, sent again by the next poll.
@@ -83,10 +81,6 @@ pub struct Consumer {
     /// When polls started failing with retriable errors (none since the last success).
     failing_since: Option<Instant>,
 }
-
-/// Answers of fetches, in assignment order (`None`: not asked or not answered in
-/// time).
-type Answers = Vec<Option<Result<BytesResponse, Error>>>;
 
 /// Position moves sent to the leader with the records they hand out; `moves` pairs
 /// each move with the index of its partition's first record in `messages`.
@@ -116,31 +110,6 @@ impl PositionCommit {
         let mut flags = keep.into_iter();
         messages.retain(|_| flags.next().unwrap_or(false));
         messages
-    }
-}
-
-/// Fetches running in their own task for the next poll (see `Consumer::prefetch`).
-struct Prefetch {
-    answers: async_std::task::JoinHandle<Answers>,
-}
-
-impl Prefetch {
-    /// Starts long-polling `assignment` (up to a long-poll round).
-    fn start(brokers: &BrokerClient, assignment: &[AssignedFetch], max_bytes: u64) -> Prefetch {
-        let (brokers, assignment) = (brokers.clone(), assignment.to_vec());
-        Prefetch {
-            answers: async_std::task::spawn(async move {
-                fetch_assigned(&brokers, &assignment, max_bytes, LONG_POLL_ROUND).await
-            }),
-        }
-    }
-
-    /// Its answers if they come within `max_wait`; else the prefetch, still running.
-    async fn answers_within(mut self, max_wait: Duration) -> Result<Answers, Prefetch> {
-        match deadline::within(max_wait, &mut self.answers).await {
-            Some(answers) => Ok(answers),
-            None => Err(self),
-        }
     }
 }
 
@@ -363,51 +332,51 @@ impl Consumer {
             return Ok(Vec::new());
         }
         let share = self.fetch_share(state.assignment.len());
-        let prefetched = match prefetch {
+        let mut prefetch = prefetch;
+        let taken = match &prefetch {
             None => None,
-            Some(prefetch) => match prefetch.answers_within(max_wait).await {
+            Some(ahead) => match ahead.take_within(max_wait).await {
                 // Records, read before this poll (as Kafka's fetch buffer holds them).
-                Ok(answers) if holds_records(&answers) => Some(answers),
-                // It waited in vain before this poll began: ask again now.
-                Ok(_) => None,
+                Some(taken) if fetch::holds_records(&taken.reads) => Some(taken),
+                // It failed or read nothing: ask again now.
+                Some(_) => None,
                 // A waiting poll found nothing: keep it for the next one.
-                Err(still_running) if !max_wait.is_zero() => {
+                None if !max_wait.is_zero() => {
                     self.confirmed = Some(state);
-                    self.prefetch = Some(still_running);
+                    self.prefetch = prefetch;
                     return Ok(Vec::new());
                 }
-                // A poll that does not wait asks the brokers what is there now (the
-                // prefetch's answer may still be on its way); the prefetch is dropped.
-                Err(_) => None,
+                // A poll that does not wait asks the brokers what is there now (a
+                // round of the prefetch may still be on its way); it is dropped.
+                None => None,
             },
         };
-        let (assignment, answers) = match prefetched {
+        let (assignment, reads, continues_from) = match taken {
             // It read exactly this (confirmed) assignment, in this order.
-            Some(answers) => (state.assignment, answers),
+            Some(taken) => (state.assignment, taken.reads, taken.continues_from),
             None => {
+                prefetch = None;
                 let mut assignment = state.assignment;
                 let start = self.next_start % assignment.len();
                 assignment.rotate_left(start);
                 self.next_start = self.next_start.wrapping_add(1);
-                let answers = fetch_assigned(&self.brokers, &assignment, share, max_wait).await;
-                (assignment, answers)
+                let reads = fetch::read_assigned(&self.brokers, &assignment, share, max_wait).await;
+                (assignment, reads, None)
             }
         };
         let (group_id, generation) = (state.group, state.generation);
         // A partition whose leader failed to answer (moved, down): the next poll asks
         // the leader (controller) where it is now.
-        let all_answered = answers.iter().all(|a| a.as_ref().is_none_or(Result::is_ok));
+        let all_answered = reads.iter().all(|r| !r.failed);
         let mut messages = Vec::new();
         let mut moves = Vec::new();
-        for (assigned, answer) in assignment.iter().zip(answers) {
-            let room = max_records.saturating_sub(messages.len());
-            if room == 0 {
-                break;
-            }
-            // One unreachable broker must not stop the other partitions.
-            let Some(Ok(answer)) = answer else { continue };
+        for (assigned, read) in assignment.iter().zip(&reads) {
+            // A partition whose fetch failed holds nothing; the others still count.
             let before = messages.len();
-            decode(assigned, &answer.body, room, &mut messages)?;
+            for body in &read.bodies {
+                let room = max_records.saturating_sub(messages.len());
+                decode(assigned, body, room, &mut messages)?;
+            }
             if let Some(last) = messages[before..].last() {
                 moves.push((
                     before,
@@ -423,8 +392,10 @@ impl Consumer {
         if moves.is_empty() {
             return Ok(messages);
         }
-        // The assignment as this commit will leave it, rotated so the next poll starts
-        // elsewhere; its fetches start now, beside the commit.
+        // The assignment as this commit will leave it. A prefetch that goes on reading
+        // from exactly there (this poll handed out all it had read) is kept; else a
+        // new one starts now, beside the commit, with the assignment rotated so the
+        // next poll starts elsewhere.
         let mut next = assignment;
         for (_, mv) in &moves {
             if let Some(a) = next
@@ -434,8 +405,20 @@ impl Consumer {
                 a.position = mv.to;
             }
         }
-        next.rotate_left(1);
-        let prefetch = all_answered.then(|| Prefetch::start(&self.brokers, &next, share));
+        let positions: Vec<u64> = next.iter().map(|a| a.position).collect();
+        let prefetch = match prefetch {
+            _ if !all_answered => None,
+            Some(ahead) if continues_from == Some(positions) => Some(ahead),
+            _ => {
+                next.rotate_left(1);
+                Some(Prefetch::start(
+                    &self.brokers,
+                    &next,
+                    share,
+                    self.config.max_poll_bytes,
+                ))
+            }
+        };
         let commit = PositionCommit {
             group,
             generation,
@@ -537,7 +520,8 @@ impl Consumer {
     }
 
     /// Forgets the confirmed assignment and its prefetch: the next poll syncs with
-    /// the leader. (A dropped prefetch finishes on its own: reads move nothing.)
+    /// the leader. (A dropped prefetch stops after the round it is in: reads move
+    /// nothing.)
     fn forget_confirmed(&mut self) {
         self.confirmed = None;
         self.prefetch = None;
@@ -623,124 +607,4 @@ fn bad_batch(err: batch::BatchError) -> Error {
     Error::Protocol {
         reason: format!("bad record batch in fetch answer: {err}"),
     }
-}
-
-fn spawn_fetch(
-    brokers: &BrokerClient,
-    assigned: &AssignedFetch,
-    max_bytes: u64,
-    max_wait: Duration,
-) -> async_std::task::JoinHandle<Result<BytesResponse, Error>> {
-    let (brokers, a) = (brokers.clone(), assigned.clone());
-    async_std::task::spawn(async move {
-        brokers
-            .fetch(
-                &a.broker_addr,
-                &a.topic,
-                a.partition,
-                a.position,
-                max_bytes,
-                max_wait,
-            )
-            .await
-    })
-}
-
-/// Fetches the assigned partitions: what they hold now, or, if none holds
-/// anything, the first records to arrive within `max_wait`. Answers in
-/// assignment order (`None`: not asked or not answered in time).
-async fn fetch_assigned(
-    brokers: &BrokerClient,
-    assignment: &[AssignedFetch],
-    max_bytes: u64,
-    max_wait: Duration,
-) -> Vec<Option<Result<BytesResponse, Error>>> {
-    if let [only] = assignment {
-        // One partition: one long-poll answers at once if it holds records, and
-        // needs no task of its own (the hop costs latency).
-        let answer = brokers
-            .fetch(
-                &only.broker_addr,
-                &only.topic,
-                only.partition,
-                only.position,
-                max_bytes,
-                max_wait,
-            )
-            .await;
-        return vec![Some(answer)];
-    }
-    let answers = fetch_all(brokers, assignment, max_bytes).await;
-    if !holds_records(&answers) && !max_wait.is_zero() {
-        return fetch_first(brokers, assignment, max_bytes, max_wait).await;
-    }
-    answers
-}
-
-/// Whether any answer carries records.
-fn holds_records(answers: &Answers) -> bool {
-    answers
-        .iter()
-        .flatten()
-        .any(|a| a.as_ref().is_ok_and(|r| !r.body.is_empty()))
-}
-
-/// Fetches every partition concurrently, without waiting; answers in assignment
-/// order.
-async fn fetch_all(
-    brokers: &BrokerClient,
-    assignment: &[AssignedFetch],
-    max_bytes: u64,
-) -> Vec<Option<Result<BytesResponse, Error>>> {
-    let tasks: Vec<_> = assignment
-        .iter()
-        .map(|a| spawn_fetch(brokers, a, max_bytes, Duration::ZERO))
-        .collect();
-    let mut answers = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        answers.push(Some(task.await));
-    }
-    answers
-}
-
-/// Long-polls every partition concurrently; as soon as one answers with records,
-/// the others are fetched once more without waiting and their answers returned
-/// instead (the long-polls' answers are dropped: they are reads, nothing moved).
-async fn fetch_first(
-    brokers: &BrokerClient,
-    assignment: &[AssignedFetch],
-    max_bytes: u64,
-    max_wait: Duration,
-) -> Vec<Option<Result<BytesResponse, Error>>> {
-    let (tx, rx) = async_channel::bounded(assignment.len());
-    for (i, a) in assignment.iter().enumerate() {
-        let task = spawn_fetch(brokers, a, max_bytes, max_wait);
-        let tx = tx.clone();
-        async_std::task::spawn(async move {
-            let _ = tx.send((i, task.await)).await;
-        });
-    }
-    drop(tx);
-    let mut answers: Vec<Option<Result<BytesResponse, Error>>> =
-        (0..assignment.len()).map(|_| None).collect();
-    while let Ok((i, answer)) = rx.recv().await {
-        let has_records = answer.as_ref().is_ok_and(|r| !r.body.is_empty());
-        answers[i] = Some(answer);
-        if has_records {
-            // Records arrived: the partitions still waiting get what they hold now,
-            // so a poll returns everything there is, not one partition's share.
-            let waiting: Vec<usize> = (0..answers.len())
-                .filter(|i| answers[*i].is_none())
-                .collect();
-            let now: Vec<_> = waiting
-                .iter()
-                .map(|i| spawn_fetch(brokers, &assignment[*i], max_bytes, Duration::ZERO))
-                .collect();
-            for (i, task) in waiting.into_iter().zip(now) {
-                answers[i] = Some(task.await);
-            }
-            break;
-        }
-    }
-    answers
 }

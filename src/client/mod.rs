@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod consumer;
+mod fetch;
 pub mod message;
 pub mod partitioner;
 pub mod producer;
