@@ -411,12 +411,12 @@ impl Consumer {
             Some(ahead) if continues_from == Some(positions) => Some(ahead),
             _ => {
                 next.rotate_left(1);
-                Some(Prefetch::start(
-                    &self.brokers,
-                    &next,
-                    share,
-                    self.config.max_poll_bytes,
-                ))
+                // About what one poll hands out (records beyond it are read again).
+                let budget = fetch::Budget {
+                    bytes: share.saturating_mul(next.len() as u64),
+                    records: max_records as u64,
+                };
+                Some(Prefetch::start(&self.brokers, &next, share, budget))
             }
         };
         let commit = PositionCommit {

@@ -64,7 +64,7 @@ pub(crate) async fn read_assigned(
 /// each long-polling the assignment from where the rounds before it ended, so the
 /// records that arrive while a poll commits its positions are read before the next
 /// poll asks for them (one commit round trip sooner). It stops after a round that
-/// failed, read nothing, or filled its byte budget, and when it is dropped.
+/// failed, read nothing, or filled its [`Budget`], and when it is dropped.
 pub(crate) struct Prefetch {
     shared: Arc<Shared>,
 }
@@ -75,10 +75,21 @@ struct Shared {
     arrived: Event,
 }
 
+/// How much a prefetch reads before a poll takes it: about what one poll hands
+/// out, so a poll rarely leaves read records behind (they would be read again).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Budget {
+    /// Bytes of fetch answers.
+    pub bytes: u64,
+    /// Records (as their batches' headers count them).
+    pub records: u64,
+}
+
 /// What a prefetch has read and nobody has taken yet.
 struct Ahead {
     reads: Reads,
     bytes: u64,
+    records: u64,
     /// Where its next round reads from, per partition in assignment order; `None`
     /// once it has stopped.
     next_positions: Option<Vec<u64>>,
@@ -95,17 +106,19 @@ pub(crate) struct Taken {
 
 impl Prefetch {
     /// Starts reading `assignment` from its positions, at most `max_bytes` per
-    /// partition per fetch, `budget` bytes in all before a poll takes them.
+    /// partition per fetch, until what it read fills `budget` (then it stops after
+    /// that round).
     pub(crate) fn start(
         brokers: &BrokerClient,
         assignment: &[AssignedFetch],
         max_bytes: u64,
-        budget: u64,
+        budget: Budget,
     ) -> Prefetch {
         let shared = Arc::new(Shared {
             ahead: Mutex::new(Ahead {
                 reads: assignment.iter().map(|_| Default::default()).collect(),
                 bytes: 0,
+                records: 0,
                 next_positions: Some(assignment.iter().map(|a| a.position).collect()),
             }),
             arrived: Event::new(),
@@ -134,7 +147,7 @@ impl Prefetch {
                 let failed = ahead.reads.iter().any(|r| r.failed);
                 if failed || holds_records(&ahead.reads) || ahead.next_positions.is_none() {
                     let empty = ahead.reads.iter().map(|_| Default::default()).collect();
-                    ahead.bytes = 0;
+                    (ahead.bytes, ahead.records) = (0, 0);
                     return Some(Taken {
                         reads: std::mem::replace(&mut ahead.reads, empty),
                         continues_from: ahead.next_positions.clone(),
@@ -163,7 +176,7 @@ struct ReadAhead {
     brokers: BrokerClient,
     assignment: Vec<AssignedFetch>,
     max_bytes: u64,
-    budget: u64,
+    budget: Budget,
     shared: Weak<Shared>,
 }
 
@@ -200,8 +213,11 @@ impl ReadAhead {
                 Some(Ok(answer)) if !answer.body.is_empty() => {
                     read_any = true;
                     ahead.bytes += answer.body.len() as u64;
-                    match end_of(&answer.body) {
-                        Some(end) if end > assigned.position => assigned.position = end,
+                    match span_of(&answer.body) {
+                        Some((end, records)) if end > assigned.position => {
+                            assigned.position = end;
+                            ahead.records += records;
+                        }
                         // Records the poll will find it cannot decode: no reading on.
                         _ => go_on = false,
                     }
@@ -214,20 +230,22 @@ impl ReadAhead {
                 }
             }
         }
-        go_on &= read_any && ahead.bytes < self.budget;
+        go_on &= read_any && ahead.bytes < self.budget.bytes && ahead.records < self.budget.records;
         ahead.next_positions = go_on.then(|| self.assignment.iter().map(|a| a.position).collect());
         go_on
     }
 }
 
-/// The offset after the last batch of a fetch answer; `None` if it does not frame.
-fn end_of(body: &[u8]) -> Option<u64> {
-    let mut end = None;
+/// The offset after the last batch of a fetch answer, and how many records its
+/// batches hold; `None` if it does not frame.
+fn span_of(body: &[u8]) -> Option<(u64, u64)> {
+    let (mut end, mut records) = (None, 0u64);
     for framed in batch::batches(body) {
         let header = batch::BatchHeader::parse(framed.ok()?).ok()?;
         end = u64::try_from(header.last_offset()).ok()?.checked_add(1);
+        records += u64::try_from(header.record_count).ok()?;
     }
-    end
+    Some((end?, records))
 }
 
 /// Answers of fetches, in assignment order (`None`: not asked or not answered in
@@ -366,10 +384,10 @@ mod tests {
     fn a_fetch_answer_ends_after_its_last_batch() {
         let mut body = batch_at(7, 3);
         body.extend(batch_at(10, 2));
-        assert_eq!(end_of(&body), Some(12));
-        assert_eq!(end_of(&body[..body.len() - 1]), None, "truncated");
-        assert_eq!(end_of(&[0xff; 80]), None, "garbage");
-        assert_eq!(end_of(&batch_at(-5, 1)), None, "negative offset");
+        assert_eq!(span_of(&body), Some((12, 5)));
+        assert_eq!(span_of(&body[..body.len() - 1]), None, "truncated");
+        assert_eq!(span_of(&[0xff; 80]), None, "garbage");
+        assert_eq!(span_of(&batch_at(-5, 1)), None, "negative offset");
     }
 
     /// One partition on a one-broker cluster, and what reads it.
@@ -426,7 +444,7 @@ mod tests {
     async fn a_prefetch_reads_on_from_where_its_last_round_ended() {
         let (cluster, producer, brokers, assigned) = one_partition("ahead").await;
         send(&producer, "ahead", 3).await;
-        let prefetch = Prefetch::start(&brokers, &[assigned], 1 << 20, 8 << 20);
+        let prefetch = Prefetch::start(&brokers, &[assigned], 1 << 20, AMPLE);
         let first = prefetch
             .take_within(Duration::from_secs(10))
             .await
@@ -449,24 +467,40 @@ mod tests {
         cluster.shutdown().await;
     }
 
+    const AMPLE: Budget = Budget {
+        bytes: 8 << 20,
+        records: 1 << 20,
+    };
+
     #[async_std::test]
     async fn a_prefetch_stops_at_its_budget_or_after_a_round_with_nothing() {
         let (cluster, producer, brokers, assigned) = one_partition("budget").await;
         send(&producer, "budget", 2).await;
-        // A one-byte budget: the first round with records fills it.
-        let full = Prefetch::start(&brokers, std::slice::from_ref(&assigned), 1 << 20, 1);
-        let taken = full
-            .take_within(Duration::from_secs(10))
-            .await
-            .expect("read");
-        assert!(holds_records(&taken.reads));
-        assert_eq!(taken.continues_from, None);
+        // Its first round reads both records: a budget of one byte or two records is
+        // full after it, one of three records is not.
+        for (bytes, records, reads_on) in
+            [(1, 1 << 20, false), (8 << 20, 2, false), (8 << 20, 3, true)]
+        {
+            let budget = Budget { bytes, records };
+            let prefetch =
+                Prefetch::start(&brokers, std::slice::from_ref(&assigned), 1 << 20, budget);
+            let taken = prefetch
+                .take_within(Duration::from_secs(10))
+                .await
+                .expect("read");
+            assert_eq!(offsets(&taken.reads, 0), [0, 1], "{budget:?}");
+            assert_eq!(
+                taken.continues_from,
+                reads_on.then(|| vec![2]),
+                "{budget:?}"
+            );
+        }
         // From the end, a round waits for records in vain and the prefetch stops.
         let end = AssignedFetch {
             position: 2,
             ..assigned
         };
-        let idle = Prefetch::start(&brokers, &[end], 1 << 20, 8 << 20);
+        let idle = Prefetch::start(&brokers, &[end], 1 << 20, AMPLE);
         assert!(
             idle.take_within(Duration::ZERO).await.is_none(),
             "nothing yet"
@@ -484,7 +518,7 @@ mod tests {
     async fn a_prefetch_whose_broker_is_gone_reports_the_failure() {
         let (cluster, _producer, brokers, assigned) = one_partition("gone").await;
         cluster.shutdown().await;
-        let prefetch = Prefetch::start(&brokers, &[assigned], 1 << 20, 8 << 20);
+        let prefetch = Prefetch::start(&brokers, &[assigned], 1 << 20, AMPLE);
         let taken = prefetch
             .take_within(Duration::from_secs(20))
             .await
