@@ -1,8 +1,10 @@
-"""Throughput of the Python client: ``python -m logbrook.bench produce|consume``.
+"""Throughput of the Python client: ``python -m logbrook.bench KIND``.
 
-Measures a plain ``send_message`` loop followed by ``flush()``, and a ``poll`` loop,
-against a cluster started in this process (default) or a running one (``--leader``).
-Prints records/s and MB/s; ``--json`` prints one JSON object instead.
+``produce`` measures a plain ``send_message`` loop followed by ``flush()``;
+``produce-batch`` the same records queued by ``send_messages`` calls of ``--chunk``
+values each; ``consume`` a ``poll`` loop. Runs against a cluster started in this
+process (default) or a running one (``--leader``). Prints records/s and MB/s;
+``--json`` prints one JSON object instead.
 """
 
 from __future__ import annotations
@@ -38,6 +40,24 @@ def produce(leader: str, records: int, record_size: int) -> float:
     return elapsed
 
 
+def produce_batch(leader: str, records: int, record_size: int, chunk: int) -> float:
+    """Seconds to queue ``records`` records with send_messages, ``chunk`` values per
+    call (the list is built before the clock starts), and flush them."""
+    producer = logbrook.Producer(leader)
+    topic = _topic("produce-batch")
+    producer.add_topic(topic, partitions=1)
+    values = [bytes(record_size)] * min(chunk, records)
+    start = time.perf_counter()
+    left = records
+    while left > 0:
+        left -= producer.send_messages(topic, values[:left] if left < len(values) else values)
+    producer.flush()
+    elapsed = time.perf_counter() - start
+    producer.remove_topic(topic)
+    producer.close()
+    return elapsed
+
+
 def consume(leader: str, records: int, record_size: int) -> float:
     """Seconds to poll ``records`` records produced after subscribing."""
     producer = logbrook.Producer(leader)
@@ -66,8 +86,11 @@ def consume(leader: str, records: int, record_size: int) -> float:
 
 def main(argv: Optional[list] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m logbrook.bench", description=__doc__)
-    parser.add_argument("kind", choices=["produce", "consume"])
+    parser.add_argument("kind", choices=["produce", "produce-batch", "consume"])
     parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument(
+        "--chunk", type=int, default=10_000, help="values per send_messages call (produce-batch)"
+    )
     parser.add_argument("--record-size", type=int, default=100)
     parser.add_argument("--leader", help="a running cluster's leader (default: start one in this process)")
     parser.add_argument("--json", action="store_true")
@@ -78,8 +101,11 @@ def main(argv: Optional[list] = None) -> int:
         cluster = logbrook.Cluster(brokers=1, partitions=1)
         leader = cluster.leader_addr
     try:
-        run = produce if opts.kind == "produce" else consume
-        seconds = run(leader, opts.records, opts.record_size)
+        if opts.kind == "produce-batch":
+            seconds = produce_batch(leader, opts.records, opts.record_size, max(1, opts.chunk))
+        else:
+            run = produce if opts.kind == "produce" else consume
+            seconds = run(leader, opts.records, opts.record_size)
     finally:
         if cluster is not None:
             cluster.stop()
