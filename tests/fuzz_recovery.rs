@@ -21,12 +21,11 @@
 //!   keeps it across another reopen;
 //! * left every non-segment (stray) file as it was.
 //!
-//! Recovery validates the active (last) segment in full but trusts closed
-//! segments after a cheap check, so bytes changed in place inside a closed
-//! segment or its index are kept out of those properties: they get their
-//! own property with a weaker contract (open succeeds, the valid prefix
-//! stays readable unchanged) and the minimal cases that break the full
-//! contract are `#[ignore]`d tests at the end (see docs/fuzzing.md).
+//! Recovery validates every segment in full, closed ones too, so bytes
+//! changed in place inside a closed segment get the same contract in a
+//! property of their own; the minimal cases that broke it while closed
+//! segments were trusted after a cheap check are tests at the end (see
+//! docs/fuzzing.md).
 //!
 //! Cases per property: small by default so the suite stays fast; set
 //! `PROPTEST_CASES` for a long run (see docs/fuzzing.md).
@@ -36,7 +35,7 @@ use std::fs::{self, OpenOptions};
 use std::path::Path;
 
 use logbrook::broker::log::{FsyncPolicy, LogConfig, LogError, PartitionLog};
-use logbrook::protocol::batch::{self, BatchBuilder, BatchHeader, HEADER_LEN};
+use logbrook::protocol::batch::{self, BatchBuilder, BatchHeader};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -751,7 +750,7 @@ fn set_len(path: &Path, len: u64) {
 enum Target {
     /// The last segment, which recovery validates in full.
     Active,
-    /// Any other, which recovery trusts after a cheap check.
+    /// Any other (closed: fsynced when the log rolled past it).
     Closed,
 }
 
@@ -773,41 +772,14 @@ impl Damage {
     }
 }
 
-/// Where `len` bytes of in-place damage go in a segment's `data`: anywhere
-/// (clipped to the end) in the active segment; in a closed segment only
-/// inside the records of one batch, never in a batch header (header damage
-/// there is the known gap of `closed_segment_with_a_bad_header_is_kept`).
-fn damage_range(
-    data: &[u8],
-    at: &Index,
-    len: usize,
-    target: Target,
-) -> Option<std::ops::Range<usize>> {
-    let areas: Vec<std::ops::Range<usize>> = match target {
-        Target::Active => std::iter::once(0..data.len()).collect(),
-        Target::Closed => {
-            let mut areas = Vec::new();
-            let mut pos = 0;
-            for b in batch::batches(data).map_while(Result::ok) {
-                areas.push(pos + HEADER_LEN..pos + b.len());
-                pos += b.len();
-            }
-            areas
-        }
-    };
-    let total: usize = areas.iter().map(|a| a.len()).sum();
-    if total == 0 {
+/// Where `len` bytes of in-place damage go in a segment's `data`: anywhere,
+/// clipped to the end (recovery validates closed and active segments alike).
+fn damage_range(data: &[u8], at: &Index, len: usize) -> Option<std::ops::Range<usize>> {
+    if data.is_empty() {
         return None;
     }
-    let mut at = at.index(total);
-    for area in areas {
-        if at < area.len() {
-            let start = area.start + at;
-            return Some(start..(start + len).min(area.end));
-        }
-        at -= area.len();
-    }
-    None
+    let start = at.index(data.len());
+    Some(start..(start + len).min(data.len()))
 }
 
 /// Applies one damage; returns whether a stray directory was planted.
@@ -823,25 +795,11 @@ fn apply(dir: &Path, damage: &Damage, target: Target) -> bool {
         }
     };
     let log_of = |base: u64| dir.join(log_name(base));
-    // Bytes appended to a closed segment that ends in a torn batch could
-    // complete it into one whose header checks out but whose CRC does not,
-    // which only a CRC check would catch: append to closed segments only
-    // while they hold whole batches.
-    let pick_for_append = |seg: &Index| {
-        pick(seg).filter(|&base| {
-            let data = fs::read(log_of(base)).unwrap();
-            let whole: usize = batch::batches(&data)
-                .map_while(Result::ok)
-                .map(<[u8]>::len)
-                .sum();
-            Some(base) == bases.last().copied() || whole == data.len()
-        })
-    };
     match damage {
         Damage::Flip { seg, at, mask } => {
             if let Some(base) = pick_for_content(seg) {
                 let mut bytes = fs::read(log_of(base)).unwrap();
-                if let Some(range) = damage_range(&bytes, at, 1, target) {
+                if let Some(range) = damage_range(&bytes, at, 1) {
                     bytes[range.start] ^= mask;
                     fs::write(log_of(base), bytes).unwrap();
                 }
@@ -874,7 +832,7 @@ fn apply(dir: &Path, damage: &Damage, target: Target) -> bool {
             }
         }
         Damage::AppendGarbage { seg, bytes } => {
-            if let Some(base) = pick_for_append(seg) {
+            if let Some(base) = pick(seg) {
                 let mut data = fs::read(log_of(base)).unwrap();
                 data.extend_from_slice(bytes);
                 fs::write(log_of(base), data).unwrap();
@@ -883,7 +841,7 @@ fn apply(dir: &Path, damage: &Damage, target: Target) -> bool {
         Damage::Overwrite { seg, at, bytes } => {
             if let Some(base) = pick_for_content(seg) {
                 let mut data = fs::read(log_of(base)).unwrap();
-                if let Some(range) = damage_range(&data, at, bytes.len(), target) {
+                if let Some(range) = damage_range(&data, at, bytes.len()) {
                     let n = range.len();
                     data[range].copy_from_slice(&bytes[..n]);
                     fs::write(log_of(base), data).unwrap();
@@ -891,7 +849,7 @@ fn apply(dir: &Path, damage: &Damage, target: Target) -> bool {
             }
         }
         Damage::ReplayFirstBatch { seg } => {
-            if let Some(base) = pick_for_append(seg) {
+            if let Some(base) = pick(seg) {
                 let mut data = fs::read(log_of(base)).unwrap();
                 if let Some(Ok(first)) = batch::batches(&data).next() {
                     let first = first.to_vec();
@@ -979,56 +937,6 @@ fn write_log(dir: &Path, cfg: &LogConfig, batches: &[Vec<Rec>]) -> Result<(), Te
     Ok(())
 }
 
-/// The weaker contract for damage inside closed segments, which recovery
-/// trusts after checking only the headers after the last index entry
-/// (see the ignored tests below): open succeeds (no error at all), keeps
-/// every offset of the valid prefix and serves each of its batches
-/// unchanged, a read from the start may fail as `Corrupt` but nothing
-/// panics, and the log still accepts an append and keeps it.
-fn check_recovery_closed_damage(dir: &Path, cfg: &LogConfig) -> Result<(), TestCaseError> {
-    let want = valid_prefix(dir);
-    let mut log = open(dir, cfg)?;
-    prop_assert_eq!(log.start_offset(), want.start, "start offset");
-    prop_assert!(
-        log.end_offset() >= want.end,
-        "valid prefix lost: model keeps {}..{}, log has {}..{}",
-        want.start,
-        want.end,
-        log.start_offset(),
-        log.end_offset()
-    );
-    for (base, after, range) in &want.batches {
-        for offset in *base..*after {
-            let buf = log
-                .read(offset, 0)
-                .map_err(|e| fail(format!("valid offset {offset} unreadable: {e}")))?;
-            prop_assert!(
-                buf == want.bytes[range.clone()],
-                "read({}, 0) does not return the valid batch {}..{}",
-                offset,
-                base,
-                after
-            );
-        }
-    }
-    match log.read(log.start_offset(), usize::MAX) {
-        Ok(buf) => prop_assert!(buf.starts_with(&want.bytes), "valid prefix changed"),
-        Err(LogError::Corrupt { .. }) => {}
-        Err(e) => return Err(fail(format!("read from start: {e}"))),
-    }
-    let end = log.end_offset();
-    let mut b = BatchBuilder::new();
-    b.push(None, b"after recovery", 1);
-    let info = log
-        .append(&mut b.finish())
-        .map_err(|e| fail(format!("append after recovery failed: {e}")))?;
-    prop_assert_eq!(info.base_offset, end);
-    drop(log);
-    let log = open(dir, cfg)?;
-    prop_assert_eq!(log.end_offset(), end + 1, "append lost after reopen");
-    Ok(())
-}
-
 /// Small segments, so that logs have several.
 fn multi_segment_config() -> impl Strategy<Value = LogConfig> {
     (
@@ -1102,9 +1010,9 @@ proptest! {
         check_recovery(dir, &cfg, false)?;
     }
 
-    /// Flipped and overwritten record bytes (not batch headers) inside
-    /// closed segments: the weaker contract of
-    /// `check_recovery_closed_damage`.
+    /// Flipped and overwritten bytes (headers, records, anything) inside
+    /// closed segments, as bit rot or a stray write leaves them: the full
+    /// contract, the log ending at the first batch that fails its checks.
     #[test]
     fn recovery_of_bit_rot_in_closed_segments(
         batches in vec(records(), 4..24),
@@ -1125,15 +1033,15 @@ proptest! {
         for d in &damages {
             apply(dir, d, Target::Closed);
         }
-        check_recovery_closed_damage(dir, &cfg)?;
+        check_recovery(dir, &cfg, false)?;
     }
 }
 
 // ---------------------------------------------------------------------------
-// Known gaps, found by the properties above, as minimal cases. Recovery
-// trusts a closed segment when its index is well-formed and the batch
-// headers after the index's last entry end exactly at the next segment's
-// base; nothing before that last entry is looked at, and no CRC is checked.
+// Minimal cases the properties above found while recovery trusted a closed
+// segment whose index was well-formed and whose batch headers after the
+// index's last entry ended exactly at the next segment's base (nothing
+// before that entry was looked at, no CRC checked). Each failed then.
 
 /// One-record batches of `value_len` bytes, written by `PartitionLog` with
 /// the given config; returns the dir and each batch's length.
@@ -1154,13 +1062,11 @@ fn flip_byte(path: &Path, at: usize) {
 }
 
 /// Segment 0 holds batch 0 (offset 0), segment 1 batch 1. One bit of
-/// batch 0's value is flipped. Expected: open cuts the log at offset 0 (the
-/// model's valid prefix is empty), or at least never serves a batch that
-/// fails its CRC. Actual: end_offset stays 2 and `read(0, ..)` returns
-/// batch 0 with a CRC mismatch.
+/// batch 0's value is flipped: open cuts the log at offset 0 (the model's
+/// valid prefix is empty). (With the cheap check, end_offset stayed 2 and
+/// `read(0, ..)` returned batch 0 with a CRC mismatch.)
 #[test]
-#[ignore = "bug: recovery does not CRC-check closed segments, so a corrupt batch there is served (docs/fuzzing.md)"]
-fn closed_segment_with_a_corrupt_batch_is_served() {
+fn closed_segment_with_a_corrupt_batch_ends_the_log() {
     let cfg = config(1, 4096);
     let (tmp, len) = one_record_batches(2, 4, &cfg);
     flip_byte(&tmp.path().join(log_name(0)), len - 2);
@@ -1169,8 +1075,8 @@ fn closed_segment_with_a_corrupt_batch_is_served() {
 
 /// Three one-record batches of length L in segment 0 and one in segment
 /// 1, an index entry for every batch after the first: segment 0's index is
-/// [(1, L), (2, 2L)]. (An interval of 1, not 0: with 0 the cheap check
-/// always finds a "new" entry at its starting point and rebuilds.)
+/// [(1, L), (2, 2L)]. (An interval of 1, not 0: with 0 the former cheap
+/// check always found a "new" entry at its starting point and rebuilt.)
 fn three_plus_one() -> (TempDir, LogConfig, usize) {
     let len = build(&[(None, vec![0; 4], 0)], 0).len();
     let cfg = config(3 * len as u64, 1);
@@ -1185,43 +1091,37 @@ fn three_plus_one() -> (TempDir, LogConfig, usize) {
 }
 
 /// Layout of `three_plus_one`. Batch 0's base offset field (not covered by
-/// the CRC) is changed from 0 to 1. Expected: the log ends at offset 0 (no
-/// valid batch at the start). Actual: open keeps offsets 0..4, and
-/// `read(0, ..)` fails with `Corrupt { reason: "index and batches
-/// disagree" }`.
+/// the CRC) is changed from 0 to 1: the log ends at offset 0 (no valid
+/// batch at the start). (With the cheap check, open kept offsets 0..4 and
+/// `read(0, ..)` failed with `Corrupt { reason: "index and batches
+/// disagree" }`.)
 #[test]
-#[ignore = "bug: recovery does not check closed-segment batches before the index's last entry (docs/fuzzing.md)"]
-fn closed_segment_with_a_wrong_base_offset_is_kept() {
+fn closed_segment_with_a_wrong_base_offset_ends_the_log() {
     let (tmp, cfg, _) = three_plus_one();
     flip_byte(&tmp.path().join(log_name(0)), 7);
     check_recovery(tmp.path(), &cfg, false).unwrap();
 }
 
 /// Layout of `three_plus_one`. Batch 0's magic byte is changed from 2 to
-/// 3. Expected: open succeeds and the log ends at offset 0 (no valid batch
-/// at the start). Actual: recovery trusts segment 0 (the headers after the
-/// index's last entry are fine), then the header replay added with
-/// replication (c628658) meets the bad header and `open` fails with
-/// `Corrupt { position: 0, reason: "bad batch header" }`: the partition
-/// cannot be opened at all. (Before c628658 open succeeded, kept offsets
-/// 0..4, and `read(0, ..)` failed with "index and batches disagree".) A
-/// negative base offset gives the same with "negative base offset".
+/// 3: open succeeds and the log ends at offset 0 (no valid batch at the
+/// start). (With the cheap check, recovery trusted segment 0, then the
+/// header replay met the bad header and `open` failed with `Corrupt {
+/// position: 0, reason: "bad batch header" }`: the partition could not be
+/// opened at all.)
 #[test]
-#[ignore = "bug: recovery does not check closed-segment batches before the index's last entry (docs/fuzzing.md)"]
-fn closed_segment_with_a_bad_header_is_kept() {
+fn closed_segment_with_a_bad_header_ends_the_log() {
     let (tmp, cfg, _) = three_plus_one();
     flip_byte(&tmp.path().join(log_name(0)), 16);
     check_recovery(tmp.path(), &cfg, false).unwrap();
 }
 
 /// Layout of `three_plus_one`. The first index entry's position becomes
-/// L - 1 (still increasing, so well-formed). Expected: recovery notices and
-/// rebuilds the index (the data is intact), every offset stays readable.
-/// Actual: the index is trusted (only its last entry is checked) and
-/// `read(1, 0)` fails with `Corrupt { reason: "bad batch header" }`.
+/// L - 1 (still increasing, so well-formed): recovery rebuilds the index
+/// (the data is intact) and every offset stays readable. (With the cheap
+/// check the index was trusted and `read(1, 0)` failed with `Corrupt {
+/// reason: "bad batch header" }`.)
 #[test]
-#[ignore = "bug: a closed segment's index is trusted if only its last entry is right (docs/fuzzing.md)"]
-fn closed_segment_index_with_a_wrong_entry_is_trusted() {
+fn closed_segment_index_with_a_wrong_entry_is_rebuilt() {
     let (tmp, cfg, len) = three_plus_one();
     let bad = encode_entries(&[(1, len as u32 - 1), (2, 2 * len as u32)]);
     fs::write(tmp.path().join(index_name(0)), bad).unwrap();

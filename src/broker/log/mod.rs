@@ -95,18 +95,17 @@ pub struct PartitionLog {
 
 impl PartitionLog {
     /// Opens (creating if missing) the partition directory and recovers it:
-    /// closed segments are trusted (index loaded from the .index file,
-    /// rebuilt by scanning if missing or inconsistent); the active (last)
-    /// segment is scanned batch by batch, every whole batch whose CRC checks
-    /// and whose base offset continues the sequence is kept, and a torn or
-    /// corrupt tail is truncated (file set_len + fsync), its index rebuilt.
-    /// Damage found inside a closed segment ends the log there the same way
-    /// (later segments are deleted). Stray files are ignored. A missing dir
-    /// is an empty log at offset 0.
+    /// every segment, closed or active, is scanned batch by batch; every
+    /// whole batch whose header and CRC check and whose base offset continues
+    /// the sequence is kept, and a torn or corrupt tail is truncated (file
+    /// set_len + fsync). An index that is missing or disagrees with the
+    /// batches is rebuilt. Damage found inside a closed segment ends the log
+    /// there the same way (later segments are deleted). Stray files are
+    /// ignored. A missing dir is an empty log at offset 0. Opening reads the
+    /// whole log once.
     ///
     /// Then the headers of every batch are read once to rebuild the leader
-    /// epoch cache and the producer state (damage found there, which
-    /// recovery does not look for in closed segments, is
+    /// epoch cache and the producer state (damage found there is
     /// [`LogError::Corrupt`]). The high watermark comes from its checkpoint,
     /// clamped into `[start_offset(), end_offset()]`; a missing or
     /// unreadable checkpoint counts as 0.
@@ -214,7 +213,8 @@ impl PartitionLog {
     }
 
     fn roll(&mut self) -> Result<(), LogError> {
-        // A closed segment is trusted at open: nothing may follow its batches.
+        // A closed segment must end with its last batch: recovery would cut
+        // anything after it, and every later segment with it.
         self.active.trim()?;
         self.active.sync_all()?;
         let base = self.end_offset();

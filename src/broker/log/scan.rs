@@ -1,5 +1,5 @@
 //! Walking the batches of a segment file: the one loop behind recovery,
-//! index rebuilding and the trusted-segment sanity check.
+//! which validates every segment at open and rebuilds indexes from it.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -57,15 +57,6 @@ impl<'a> Window<'a> {
     }
 }
 
-/// How much of each batch a scan checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Check {
-    /// Headers and offset continuity only: for segments that are trusted.
-    Headers,
-    /// Everything `batch::validate` checks, CRC included.
-    Full,
-}
-
 /// What a scan found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Scan {
@@ -86,9 +77,6 @@ pub(crate) struct ScanInput<'a> {
     /// Bytes of the file to consider.
     pub(crate) limit: u64,
     pub(crate) base_offset: u64,
-    /// A batch boundary known to be good (an index entry, or the start).
-    pub(crate) from: IndexEntry,
-    pub(crate) check: Check,
     pub(crate) index_interval: u32,
 }
 
@@ -97,8 +85,8 @@ pub(crate) struct ScanInput<'a> {
 /// ends the scan, reported in `Scan::stopped`.
 pub(crate) fn scan(input: &ScanInput<'_>) -> Result<Scan, LogError> {
     let mut window = Window::new(input.file, input.path, input.limit, SCAN_CHUNK);
-    let mut pos = u64::from(input.from.position);
-    let mut next = input.base_offset + u64::from(input.from.relative_offset);
+    let mut pos = 0u64;
+    let mut next = input.base_offset;
     let mut last_indexed = pos;
     let mut entries = Vec::new();
     let mut stopped = None;
@@ -157,13 +145,11 @@ fn check_batch(
     if pos + len as u64 > input.limit {
         return Ok(Err("torn batch"));
     }
-    if input.check == Check::Full {
-        let Some(bytes) = window.get(pos, len)? else {
-            return Ok(Err("torn batch"));
-        };
-        if batch::validate(bytes).is_err() {
-            return Ok(Err("corrupt batch"));
-        }
+    let Some(bytes) = window.get(pos, len)? else {
+        return Ok(Err("torn batch"));
+    };
+    if batch::validate(bytes).is_err() {
+        return Ok(Err("corrupt batch"));
     }
     Ok(Ok((len as u64, after)))
 }

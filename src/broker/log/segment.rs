@@ -57,7 +57,7 @@ pub(crate) struct Segment {
     /// memory): a write failed and so did cutting it off. Reads never look
     /// past `size` and recovery would cut them at open, but they must go
     /// before the next write or roll, lest they end up behind a batch or
-    /// inside a closed segment, which recovery trusts.
+    /// inside a closed segment, where recovery would end the log.
     torn: bool,
 }
 
@@ -299,8 +299,8 @@ impl Segment {
             .map_err(io_err("fsync segment", &self.log_path))
     }
 
-    /// Makes log and index durable, as a closed segment must be: recovery
-    /// trusts closed segments without scanning them.
+    /// Makes log and index durable, as a closed segment must be: nothing
+    /// after a roll rewrites it.
     pub(crate) fn sync_all(&self) -> Result<(), LogError> {
         self.sync_log()?;
         self.index.sync()
