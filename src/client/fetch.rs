@@ -32,8 +32,31 @@ pub(crate) struct PartitionReads {
     pub failed: bool,
 }
 
+impl PartitionReads {
+    /// Adds one fetch's answer (`None`: not asked or not answered in time); the
+    /// body it kept, if the answer held records.
+    fn add(&mut self, answer: Option<Result<BytesResponse, Error>>) -> Option<&[u8]> {
+        match answer {
+            Some(Ok(answer)) if !answer.body.is_empty() => {
+                self.bodies.push(answer.body);
+                self.bodies.last().map(Vec::as_slice)
+            }
+            Some(Ok(_)) | None => None,
+            Some(Err(_)) => {
+                self.failed = true;
+                None
+            }
+        }
+    }
+}
+
 /// Reads of each assigned partition, in assignment order.
 pub(crate) type Reads = Vec<PartitionReads>;
+
+/// Nothing read yet of `partitions` partitions.
+fn no_reads(partitions: usize) -> Reads {
+    (0..partitions).map(|_| PartitionReads::default()).collect()
+}
 
 /// Whether any partition's reads hold records.
 pub(crate) fn holds_records(reads: &Reads) -> bool {
@@ -48,14 +71,10 @@ pub(crate) async fn read_assigned(
     max_bytes: u64,
     max_wait: Duration,
 ) -> Reads {
-    let mut reads: Reads = assignment.iter().map(|_| Default::default()).collect();
+    let mut reads = no_reads(assignment.len());
     let answers = fetch_assigned(brokers, assignment, max_bytes, max_wait).await;
     for (read, answer) in reads.iter_mut().zip(answers) {
-        match answer {
-            Some(Ok(answer)) if !answer.body.is_empty() => read.bodies.push(answer.body),
-            Some(Ok(_)) | None => {}
-            Some(Err(_)) => read.failed = true,
-        }
+        read.add(answer);
     }
     reads
 }
@@ -116,7 +135,7 @@ impl Prefetch {
     ) -> Prefetch {
         let shared = Arc::new(Shared {
             ahead: Mutex::new(Ahead {
-                reads: assignment.iter().map(|_| Default::default()).collect(),
+                reads: no_reads(assignment.len()),
                 bytes: 0,
                 records: 0,
                 next_positions: Some(assignment.iter().map(|a| a.position).collect()),
@@ -146,7 +165,7 @@ impl Prefetch {
                 let mut ahead = self.shared.lock();
                 let failed = ahead.reads.iter().any(|r| r.failed);
                 if failed || holds_records(&ahead.reads) || ahead.next_positions.is_none() {
-                    let empty = ahead.reads.iter().map(|_| Default::default()).collect();
+                    let empty = no_reads(ahead.reads.len());
                     (ahead.bytes, ahead.records) = (0, 0);
                     return Some(Taken {
                         reads: std::mem::replace(&mut ahead.reads, empty),
@@ -209,25 +228,19 @@ impl ReadAhead {
         let mut read_any = false;
         let partitions = self.assignment.iter_mut().zip(&mut ahead.reads);
         for ((assigned, read), answer) in partitions.zip(answers) {
-            match answer {
-                Some(Ok(answer)) if !answer.body.is_empty() => {
-                    read_any = true;
-                    ahead.bytes += answer.body.len() as u64;
-                    match span_of(&answer.body) {
-                        Some((end, records)) if end > assigned.position => {
-                            assigned.position = end;
-                            ahead.records += records;
-                        }
-                        // Records the poll will find it cannot decode: no reading on.
-                        _ => go_on = false,
-                    }
-                    read.bodies.push(answer.body);
+            let Some(body) = read.add(answer) else {
+                go_on &= !read.failed;
+                continue;
+            };
+            read_any = true;
+            ahead.bytes += body.len() as u64;
+            match span_of(body) {
+                Some((end, records)) if end > assigned.position => {
+                    assigned.position = end;
+                    ahead.records += records;
                 }
-                Some(Ok(_)) | None => {}
-                Some(Err(_)) => {
-                    read.failed = true;
-                    go_on = false;
-                }
+                // Records the poll will find it cannot decode: no reading on.
+                _ => go_on = false,
             }
         }
         go_on &= read_any && ahead.bytes < self.budget.bytes && ahead.records < self.budget.records;

@@ -17,7 +17,7 @@ use std::path::Path;
 use super::config::LogConfig;
 use super::error::{io_err, LogError};
 use super::fault::{self, Op};
-use super::scan::{scan, Scan, ScanInput};
+use super::scan::{scan, ScanInput};
 use super::segment::{index_path, log_path, parse_log_name, remove_if_exists, Segment};
 
 /// The segments of a recovered partition, oldest first.
@@ -40,10 +40,8 @@ pub(crate) fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered, LogEr
     };
     let mut closed = Vec::with_capacity(closed_bases.len());
     for (i, (&base, &next_base)) in closed_bases.iter().zip(&bases[1..]).enumerate() {
-        let (mut segment, found, index_stale) = open_and_scan(dir, base, config)?;
-        let complete = found.stopped.is_none() && found.next_offset == next_base;
-        repair(&mut segment, found, index_stale)?;
-        if complete {
+        let (segment, found) = open_repaired(dir, base, config)?;
+        if found.stopped.is_none() && found.next_offset == next_base {
             closed.push(segment);
             continue;
         }
@@ -57,43 +55,41 @@ pub(crate) fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered, LogEr
             active: segment,
         });
     }
-    let (mut active, found, index_stale) = open_and_scan(dir, last_base, config)?;
-    repair(&mut active, found, index_stale)?;
+    let (active, _) = open_repaired(dir, last_base, config)?;
     Ok(Recovered { closed, active })
 }
 
-/// Opens the segment at `base` and scans it in full; also whether its index
-/// must be rebuilt (unreadable, or not what its batches call for).
-fn open_and_scan(
-    dir: &Path,
-    base: u64,
-    config: &LogConfig,
-) -> Result<(Segment, Scan, bool), LogError> {
-    let (segment, index_ok) = Segment::open(dir, base)?;
-    let found = scan_segment(&segment, config)?;
-    let index_stale = !index_ok || found.entries != segment.index_entries();
-    Ok((segment, found, index_stale))
+/// What the scan of a segment found, once it is repaired.
+struct Found {
+    /// Why the scan stopped before the end of the file, if it did.
+    stopped: Option<&'static str>,
+    /// Offset after the segment's last good batch.
+    next_offset: u64,
 }
 
-/// Applies a full scan's findings: cuts a damaged tail and, if asked,
-/// installs the rebuilt index.
-fn repair(segment: &mut Segment, found: Scan, rebuild_index: bool) -> Result<(), LogError> {
-    let damaged = found.valid_len < segment.size();
-    if damaged {
-        segment.truncate(found.valid_len, found.next_offset)?;
-    }
-    let rebuilt = (rebuild_index || damaged).then_some(found.entries);
-    segment.set_recovered(found.next_offset, rebuilt)
-}
-
-fn scan_segment(segment: &Segment, config: &LogConfig) -> Result<Scan, LogError> {
-    scan(&ScanInput {
+/// Opens the segment at `base`, scans it in full and repairs it: cuts a damaged
+/// tail, and rebuilds the index if it is unreadable or not what the batches call
+/// for.
+fn open_repaired(dir: &Path, base: u64, config: &LogConfig) -> Result<(Segment, Found), LogError> {
+    let (mut segment, index_ok) = Segment::open(dir, base)?;
+    let scanned = scan(&ScanInput {
         file: segment.log_file(),
         path: segment.log_path(),
         limit: segment.size(),
         base_offset: segment.base_offset(),
         index_interval: config.index_interval_bytes,
-    })
+    })?;
+    let found = Found {
+        stopped: scanned.stopped,
+        next_offset: scanned.next_offset,
+    };
+    let damaged = scanned.valid_len < segment.size();
+    if damaged {
+        segment.truncate(scanned.valid_len, scanned.next_offset)?;
+    }
+    let rebuild = damaged || !index_ok || scanned.entries != segment.index_entries();
+    segment.set_recovered(scanned.next_offset, rebuild.then_some(scanned.entries))?;
+    Ok((segment, found))
 }
 
 /// Base offsets of the segment files in `dir`, ascending; other files are
