@@ -65,6 +65,7 @@ pub mod node;
 pub mod protocol;
 #[cfg(feature = "python")]
 mod python;
+pub mod stages;
 
 pub use client::{
     BatchConfig, Consumer, ConsumerConfig, Message, Producer, ProducerConfig, RecordMetadata,

@@ -395,3 +395,69 @@ fn every_subcommand_has_complete_help() {
         "a bad option value is a usage error"
     );
 }
+
+#[test]
+fn bench_e2e_times_every_stage_of_a_records_way_in_process() {
+    let out = Command::new(BIN)
+        .args([
+            "bench",
+            "e2e",
+            "--embedded",
+            "--records",
+            "300",
+            "--rate",
+            "3000",
+            "--linger-ms",
+            "0",
+            "--stages",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    assert_eq!(report["records"], 300);
+    let stages = report["stages"].as_array().expect("stages");
+    let names: Vec<(&str, &str)> = stages
+        .iter()
+        .map(|s| (s["from"].as_str().unwrap(), s["to"].as_str().unwrap()))
+        .collect();
+    // In process, every stage is seen, each timed to the next.
+    assert_eq!(names.len(), 7, "{names:?}");
+    assert_eq!(names[0], ("append called", "request sent"));
+    assert_eq!(names[6], ("decoded", "handed out"));
+    for pair in names.windows(2) {
+        assert_eq!(pair[0].1, pair[1].0, "consecutive: {names:?}");
+    }
+    for stage in stages {
+        assert_eq!(
+            stage["records"], 300,
+            "every record reached every stage: {stage}"
+        );
+        let (p50, p99) = (
+            stage["p50_us"].as_f64().unwrap(),
+            stage["p99_us"].as_f64().unwrap(),
+        );
+        assert!(p50 >= 0.0 && p50 <= p99, "{stage}");
+    }
+
+    let refused = Command::new(BIN)
+        .args([
+            "bench",
+            "e2e",
+            "--embedded",
+            "--partitions",
+            "2",
+            "--stages",
+        ])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--partitions 1"), "{stderr}");
+}

@@ -197,6 +197,7 @@ pub async fn end_to_end(config: &BenchConfig, rate: u64) -> Result<Report, Error
             }
             let nanos = epoch.elapsed().as_nanos() as u64;
             value[..8].copy_from_slice(&nanos.to_le_bytes());
+            crate::stages::mark(crate::stages::Stage::Appended, i..=i);
             producer.append(send_topic.as_str(), None, &value).await?;
         }
         producer.flush_shared().await?;
@@ -226,6 +227,7 @@ pub async fn end_to_end(config: &BenchConfig, rate: u64) -> Result<Report, Error
         progress.tick(batch.len() as u64);
     }
     report.finish(received, start.elapsed());
+    report.set_stages(crate::stages::summary());
     let producer = sender.await?;
     consumer.leave_consumer_group().await?;
     producer.remove_topic(topic).await?;

@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
+use crate::stages::StageLatency;
+
 /// Throughput and latency of one run.
 pub struct Report {
     name: &'static str,
@@ -14,6 +16,8 @@ pub struct Report {
     elapsed: Duration,
     /// Latencies in microseconds (1 µs to 1 h, 3 significant digits).
     latency_us: Histogram<u64>,
+    /// Where the latency went, stage by stage (`bench e2e --stages`).
+    stages: Vec<StageLatency>,
 }
 
 impl Report {
@@ -28,7 +32,13 @@ impl Report {
             records: 0,
             elapsed: Duration::ZERO,
             latency_us,
+            stages: Vec::new(),
         }
+    }
+
+    /// Adds the stage-by-stage breakdown (see [`crate::stages`]).
+    pub fn set_stages(&mut self, stages: Vec<StageLatency>) {
+        self.stages = stages;
     }
 
     /// Adds one latency sample.
@@ -67,8 +77,23 @@ impl Report {
         .iter()
         .map(|p| [*p, self.latency_percentile_us(*p) as f64])
         .collect();
+        let stages: Vec<serde_json::Value> = self
+            .stages
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "from": s.from.name(),
+                    "to": s.to.name(),
+                    "records": s.records,
+                    "p50_us": s.p50_us,
+                    "p90_us": s.p90_us,
+                    "p99_us": s.p99_us,
+                })
+            })
+            .collect();
         serde_json::json!({
             "benchmark": self.name,
+            "stages": stages,
             "records": self.records,
             "record_size": self.record_size,
             "seconds": self.elapsed.as_secs_f64(),
@@ -101,7 +126,20 @@ impl fmt::Display for Report {
             self.latency_percentile_us(99.0),
             self.latency_percentile_us(99.9),
             self.latency_us.max(),
-        )
+        )?;
+        for s in &self.stages {
+            write!(
+                f,
+                "\n  {:>18} -> {:<18} p50 {:>7.0} µs  p90 {:>7.0} µs  p99 {:>7.0} µs  ({} records)",
+                s.from.name(),
+                s.to.name(),
+                s.p50_us,
+                s.p90_us,
+                s.p99_us,
+                s.records,
+            )?;
+        }
+        Ok(())
     }
 }
 

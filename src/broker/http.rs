@@ -16,6 +16,7 @@ use crate::names::Topic;
 use crate::protocol::control::{
     Ack, Acks, BrokerAssignment, EndOffsetsRequest, EndOffsetsResponse,
 };
+use crate::stages::{self, Stage};
 
 use super::log::FsyncPolicy;
 use super::service::{BrokerService, FetchResult, ReplicaFetchRequest};
@@ -58,6 +59,7 @@ pub fn app(state: BrokerState) -> tide::Server<BrokerState> {
 }
 
 async fn produce(mut req: Request<BrokerState>) -> tide::Result {
+    let received = stages::now();
     reply(
         async {
             let topic: Topic = name_param(&req, "topic")?;
@@ -88,6 +90,9 @@ async fn produce(mut req: Request<BrokerState>) -> tide::Result {
             } else {
                 service.produce(&topic, partition, &mut batch)?
             };
+            let offsets = ack.base_offset..=ack.last_offset;
+            stages::mark_at(Stage::BrokerReceived, offsets.clone(), received);
+            stages::mark(Stage::BrokerStored, offsets);
             if acks == Acks::All {
                 service
                     .wait_committed(&topic, partition, wait, timeout)

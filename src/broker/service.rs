@@ -20,6 +20,7 @@ use crate::names::{ServerId, Topic};
 use crate::protocol::control::{
     BrokerAssignment, BrokerId, EpochEndResponse, ProduceResponse, ReplicaSet, TopicPartition,
 };
+use crate::stages::{self, Stage};
 
 use super::log::{AppendOutcome, FsyncPolicy, LogConfig, LogError, PartitionLog};
 use super::replica::{ReplicaState, Role, Transition};
@@ -530,6 +531,7 @@ impl BrokerService {
             let fetched = self.fetch(topic, partition, offset, max_bytes)?;
             let left = deadline.saturating_duration_since(Instant::now());
             if !fetched.batches.is_empty() || left.is_zero() {
+                stages::mark_batches(Stage::FetchAnswered, &fetched.batches);
                 return Ok(fetched);
             }
             let _ = deadline::within(left, listener).await;

@@ -27,6 +27,11 @@ pub enum Args {
         /// Records per second to send
         #[structopt(long, default_value = "10000")]
         rate: u64,
+        /// Also time each stage of a record's way (producer queue, produce request,
+        /// broker, long-poll answer, consumer, position commit); needs --partitions 1,
+        /// and sees the broker's stages only with --embedded
+        #[structopt(long)]
+        stages: bool,
         #[structopt(flatten)]
         common: Common,
     },
@@ -220,7 +225,21 @@ impl Args {
         let (common, rate) = match &self {
             Args::Load(load) => return load.run().await,
             Args::Produce(c) | Args::Consume(c) => (c, None),
-            Args::E2e { rate, common } => (common, Some(*rate)),
+            Args::E2e {
+                rate,
+                stages,
+                common,
+            } => {
+                if *stages {
+                    if common.partitions != 1 {
+                        return Err(Error::invalid(
+                            "--stages follows the records of one partition: use --partitions 1",
+                        ));
+                    }
+                    crate::stages::enable(common.records);
+                }
+                (common, Some(*rate))
+            }
         };
         let cluster = match common.embedded {
             true => Some(

@@ -10,6 +10,7 @@ use crate::http::client::HttpClient;
 use crate::names::{ConsumerGroupId, ServerId, Topic};
 use crate::protocol::batch;
 use crate::protocol::control::{AssignedFetch, CommitResponse, MemberState, OffsetMove};
+use crate::stages::{self, Stage};
 
 use super::api::{BrokerClient, LeaderClient};
 use super::fetch::{self, Prefetch, LONG_POLL_ROUND};
@@ -419,6 +420,7 @@ impl Consumer {
                 Some(Prefetch::start(&self.brokers, &next, share, budget))
             }
         };
+        mark_messages(Stage::Decoded, &messages);
         let commit = PositionCommit {
             group,
             generation,
@@ -437,7 +439,9 @@ impl Consumer {
             });
             self.prefetch = prefetch;
         }
-        Ok(commit.accepted_records(&response.accepted))
+        let handed_out = commit.accepted_records(&response.accepted);
+        mark_messages(Stage::HandedOut, &handed_out);
+        Ok(handed_out)
     }
 
     /// Moves the group's positions for `commit`. `None`: this member was no longer
@@ -571,6 +575,15 @@ impl Consumer {
 
 /// Appends the records of a fetch answer at or after the assigned position, at most
 /// `room` of them.
+/// Marks `messages` as having reached `stage` (see [`crate::stages`]).
+fn mark_messages(stage: Stage, messages: &[Message]) {
+    if let Some(at) = stages::now() {
+        for message in messages {
+            stages::mark_at(stage, message.offset..=message.offset, Some(at));
+        }
+    }
+}
+
 fn decode(
     assigned: &AssignedFetch,
     body: &[u8],

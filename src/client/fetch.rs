@@ -15,6 +15,7 @@ use crate::error::Error;
 use crate::http::client::BytesResponse;
 use crate::protocol::batch;
 use crate::protocol::control::AssignedFetch;
+use crate::stages::{self, Stage};
 
 use super::api::BrokerClient;
 
@@ -38,6 +39,7 @@ impl PartitionReads {
     fn add(&mut self, answer: Option<Result<BytesResponse, Error>>) -> Option<&[u8]> {
         match answer {
             Some(Ok(answer)) if !answer.body.is_empty() => {
+                stages::mark_batches(Stage::FetchReceived, &answer.body);
                 self.bodies.push(answer.body);
                 self.bodies.last().map(Vec::as_slice)
             }

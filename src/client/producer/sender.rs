@@ -47,6 +47,7 @@ pub(super) async fn run(shared: Arc<Shared>, woken: async_channel::Receiver<()>)
 pub(super) async fn send_batch(shared: Arc<Shared>, mut batch: ReadyBatch) {
     loop {
         batch.apply_stamp();
+        crate::stages::mark_sent(&batch.bytes);
         let outcome = deliver(&shared, &batch).await;
         match shared.acc.complete(batch, outcome) {
             Some(next) => batch = next,
