@@ -1,5 +1,5 @@
 //! How long a broker takes to open a partition of a given size: recovery reads
-//! and checks every batch of every segment (header, CRC, offsets, index).
+//! and checks every batch of every segment (header, size, CRC, offsets, index).
 //!
 //! `cargo run --release --example recovery_time -- [MIB]` writes a partition of
 //! MIB MiB (default 1024) of 100-byte records in 1,000-record batches into a

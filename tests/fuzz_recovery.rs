@@ -21,7 +21,7 @@
 //!   keeps it across another reopen;
 //! * left every non-segment (stray) file as it was.
 //!
-//! Recovery validates every segment in full, closed ones too, so bytes
+//! Recovery checks every segment in full, closed ones too, so bytes
 //! changed in place inside a closed segment get the same contract in a
 //! property of their own; the minimal cases that broke it while closed
 //! segments were trusted after a cheap check are tests at the end (see
@@ -886,6 +886,9 @@ fn apply(dir: &Path, damage: &Damage, target: Target) -> bool {
             };
             if let Some(base) = target {
                 let path = dir.join(index_name(base));
+                if path.is_dir() {
+                    return false; // an earlier stray directory took its name
+                }
                 let mut bytes = fs::read(&path).unwrap_or_default();
                 match damage {
                     IndexDamage::Delete => {

@@ -186,6 +186,30 @@ impl BatchHeader {
 /// deltas 0..n contiguous), every record's varints/lengths in bounds and the
 /// records exactly fill the batch. Does not allocate.
 pub fn validate(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+    let header = verify_stored(buf)?;
+    let mut records = records(buf)?;
+    for expected_delta in 0..header.record_count {
+        let raw = records.next_raw()?;
+        if raw.offset_delta != expected_delta {
+            return Err(BatchError::BadRecord(
+                "offset deltas are not contiguous from 0",
+            ));
+        }
+    }
+    if !records.cur.is_empty() {
+        return Err(BatchError::BadRecord(
+            "bytes left over after the last record",
+        ));
+    }
+    Ok(header)
+}
+
+/// The checks of [`validate`] that a batch stored after passing it can fail:
+/// header, exact size, CRC and record count, but not the walk over its records.
+/// The records are what the CRC covers, so a stored batch whose CRC still
+/// matches holds the records [`validate`] accepted (Kafka's recovery checks the
+/// same). Recovery uses it to read a segment at the speed of its CRC.
+pub fn verify_stored(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     let header = BatchHeader::parse(buf)?;
     let total = header.total_len();
     if buf.len() < total {
@@ -212,20 +236,6 @@ pub fn validate(buf: &[u8]) -> Result<BatchHeader, BatchError> {
             record_count: header.record_count,
             last_offset_delta: header.last_offset_delta,
         });
-    }
-    let mut records = records(buf)?;
-    for expected_delta in 0..header.record_count {
-        let raw = records.next_raw()?;
-        if raw.offset_delta != expected_delta {
-            return Err(BatchError::BadRecord(
-                "offset deltas are not contiguous from 0",
-            ));
-        }
-    }
-    if !records.cur.is_empty() {
-        return Err(BatchError::BadRecord(
-            "bytes left over after the last record",
-        ));
     }
     Ok(header)
 }
@@ -882,6 +892,32 @@ mod tests {
                 Err(BatchError::CrcMismatch { .. })
             ));
         }
+    }
+
+    #[test]
+    fn verify_stored_checks_what_the_crc_and_header_cover_but_not_the_record_walk() {
+        let batch = sample();
+        assert_eq!(verify_stored(&batch), validate(&batch));
+        for i in CRC_START..batch.len() {
+            let mut bad = batch.clone();
+            bad[i] ^= 0x01;
+            assert!(verify_stored(&bad).is_err(), "flip at {i}");
+        }
+        let mut long = batch.clone();
+        long.push(0);
+        assert!(matches!(
+            verify_stored(&long),
+            Err(BatchError::SizeMismatch { .. })
+        ));
+        // Malformed records under a matching CRC: only the full validation (run
+        // before anything is stored) walks the records and refuses them.
+        let mut forged = batch.clone();
+        let last = forged.len() - 1;
+        forged[last] ^= 0xFF;
+        let crc = crc32c::crc32c(&forged[CRC_START..]);
+        forged[CRC_POS..CRC_START].copy_from_slice(&crc.to_be_bytes());
+        assert!(verify_stored(&forged).is_ok());
+        assert!(validate(&forged).is_err());
     }
 
     #[test]

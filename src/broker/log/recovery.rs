@@ -1,9 +1,10 @@
 //! Opening a partition directory: finding its segments, checking them and
 //! cutting off whatever a crash or corruption left behind.
 //!
-//! Every segment is validated in full, closed ones too: each batch's header,
-//! CRC and offset continuity, and the index against the batches (rebuilt if
-//! they disagree). Closed segments were fsynced when the log rolled past
+//! Every segment is checked in full, closed ones too: each batch's header,
+//! size, CRC, record count and offset continuity, and the index against the
+//! batches (rebuilt if they disagree). Records are not walked one by one: they
+//! were validated before their batch was written, and the CRC covers them. Closed segments were fsynced when the log rolled past
 //! them, so a crash cannot tear them, but a bad sector, bit rot or a stray
 //! write can, and a batch that fails its CRC must never be served. The cost
 //! is one sequential read of the log at open (see `examples/recovery_time`).
