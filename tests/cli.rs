@@ -396,31 +396,33 @@ fn every_subcommand_has_complete_help() {
     );
 }
 
-#[test]
-fn bench_e2e_times_every_stage_of_a_records_way_in_process() {
-    let out = Command::new(BIN)
-        .args([
-            "bench",
-            "e2e",
-            "--embedded",
-            "--records",
-            "300",
-            "--rate",
-            "3000",
-            "--linger-ms",
-            "0",
-            "--stages",
-            "--json",
-        ])
-        .output()
-        .unwrap();
+/// Runs `logbrook ARGS` to success and parses the one JSON object it prints.
+fn run_json(args: &[&str]) -> serde_json::Value {
+    let out = Command::new(BIN).args(args).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    serde_json::from_str(stdout.trim()).expect("one JSON object")
+}
+
+#[test]
+fn bench_e2e_times_every_stage_of_a_records_way_in_process() {
+    let report = run_json(&[
+        "bench",
+        "e2e",
+        "--embedded",
+        "--records",
+        "300",
+        "--rate",
+        "3000",
+        "--linger-ms",
+        "0",
+        "--stages",
+        "--json",
+    ]);
     assert_eq!(report["records"], 300);
     let stages = report["stages"].as_array().expect("stages");
     let names: Vec<(&str, &str)> = stages
@@ -460,4 +462,40 @@ fn bench_e2e_times_every_stage_of_a_records_way_in_process() {
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("--partitions 1"), "{stderr}");
+}
+
+#[test]
+fn bench_load_checks_a_short_run_against_a_spawned_cluster() {
+    let report = run_json(&[
+        "bench",
+        "load",
+        "--producers",
+        "4",
+        "--consumers",
+        "4",
+        "--groups",
+        "2",
+        "--duration-secs",
+        "2",
+        "--progress-secs",
+        "0",
+        "--json",
+    ]);
+    assert_eq!(report["passed"], true, "{report}");
+    let acked = report["records"]["acked"].as_u64().unwrap();
+    assert!(acked > 0, "{report}");
+    assert_eq!(
+        report["records"]["in_log"], acked,
+        "every acknowledged record is in the log"
+    );
+    let groups = report["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 2);
+    for group in groups {
+        assert_eq!(
+            group["delivered"], acked,
+            "each group got every record once: {group}"
+        );
+        assert_eq!(group["duplicates"], 0);
+        assert_eq!(group["consumers"], 2);
+    }
 }
