@@ -83,12 +83,15 @@ pub struct Consumer {
     failing_since: Option<Instant>,
 }
 
-/// Position moves sent to the leader with the records they hand out; `moves` pairs
-/// each move with the index of its partition's first record in `messages`.
+/// Position moves, each paired with the index of its partition's first record among
+/// the records they hand out.
+type PositionMoves = Vec<(usize, OffsetMove)>;
+
+/// Position moves sent to the leader with the records they hand out.
 struct PositionCommit {
     group: ConsumerGroupId,
     generation: u64,
-    moves: Vec<(usize, OffsetMove)>,
+    moves: PositionMoves,
     messages: Vec<Message>,
 }
 
@@ -369,27 +372,7 @@ impl Consumer {
         // A partition whose leader failed to answer (moved, down): the next poll asks
         // the leader (controller) where it is now.
         let all_answered = reads.iter().all(|r| !r.failed);
-        let mut messages = Vec::new();
-        let mut moves = Vec::new();
-        for (assigned, read) in assignment.iter().zip(&reads) {
-            // A partition whose fetch failed holds nothing; the others still count.
-            let before = messages.len();
-            for body in &read.bodies {
-                let room = max_records.saturating_sub(messages.len());
-                decode(assigned, body, room, &mut messages)?;
-            }
-            if let Some(last) = messages[before..].last() {
-                moves.push((
-                    before,
-                    OffsetMove {
-                        topic: assigned.topic.clone(),
-                        partition: assigned.partition,
-                        from: assigned.position,
-                        to: last.offset + 1,
-                    },
-                ));
-            }
-        }
+        let (messages, moves) = decode_reads(&assignment, &reads, max_records)?;
         if moves.is_empty() {
             return Ok(messages);
         }
@@ -397,15 +380,7 @@ impl Consumer {
         // from exactly there (this poll handed out all it had read) is kept; else a
         // new one starts now, beside the commit, with the assignment rotated so the
         // next poll starts elsewhere.
-        let mut next = assignment;
-        for (_, mv) in &moves {
-            if let Some(a) = next
-                .iter_mut()
-                .find(|a| a.topic == mv.topic && a.partition == mv.partition)
-            {
-                a.position = mv.to;
-            }
-        }
+        let mut next = advanced(assignment, &moves);
         let positions: Vec<u64> = next.iter().map(|a| a.position).collect();
         let prefetch = match prefetch {
             _ if !all_answered => None,
@@ -573,8 +548,51 @@ impl Consumer {
     }
 }
 
-/// Appends the records of a fetch answer at or after the assigned position, at most
-/// `room` of them.
+/// Decodes what was read of each assigned partition (in assignment order), at most
+/// `max_records` records in all; with each partition's position move, paired with
+/// the index of its first record. A partition whose fetch failed holds nothing;
+/// the others still count.
+fn decode_reads(
+    assignment: &[AssignedFetch],
+    reads: &fetch::Reads,
+    max_records: usize,
+) -> Result<(Vec<Message>, PositionMoves), Error> {
+    let mut messages = Vec::new();
+    let mut moves = Vec::new();
+    for (assigned, read) in assignment.iter().zip(reads) {
+        let before = messages.len();
+        for body in &read.bodies {
+            let room = max_records.saturating_sub(messages.len());
+            decode(assigned, body, room, &mut messages)?;
+        }
+        if let Some(last) = messages[before..].last() {
+            moves.push((
+                before,
+                OffsetMove {
+                    topic: assigned.topic.clone(),
+                    partition: assigned.partition,
+                    from: assigned.position,
+                    to: last.offset + 1,
+                },
+            ));
+        }
+    }
+    Ok((messages, moves))
+}
+
+/// `assignment` with the positions `moves` move to.
+fn advanced(mut assignment: Vec<AssignedFetch>, moves: &PositionMoves) -> Vec<AssignedFetch> {
+    for (_, mv) in moves {
+        if let Some(a) = assignment
+            .iter_mut()
+            .find(|a| a.topic == mv.topic && a.partition == mv.partition)
+        {
+            a.position = mv.to;
+        }
+    }
+    assignment
+}
+
 /// Marks `messages` as having reached `stage` (see [`crate::stages`]).
 fn mark_messages(stage: Stage, messages: &[Message]) {
     if let Some(at) = stages::now() {
@@ -584,6 +602,8 @@ fn mark_messages(stage: Stage, messages: &[Message]) {
     }
 }
 
+/// Appends the records of a fetch answer at or after the assigned position, at most
+/// `room` of them.
 fn decode(
     assigned: &AssignedFetch,
     body: &[u8],
