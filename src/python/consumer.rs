@@ -8,6 +8,7 @@ use std::time::Duration;
 use async_std::sync::Mutex;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::PyList;
 
 use crate::names::{ConsumerGroupId, ServerId, Topic};
 
@@ -135,12 +136,12 @@ impl Consumer {
     /// to `timeout` seconds for some. At most `max_records`; the rest stay for the
     /// next poll.
     #[pyo3(signature = (timeout = None, max_records = None))]
-    fn poll(
+    fn poll<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         timeout: Option<f64>,
         max_records: Option<usize>,
-    ) -> PyResult<Vec<Message>> {
+    ) -> PyResult<Bound<'py, PyList>> {
         let timeout = timeout.map(|t| seconds(t, "timeout")).transpose()?;
         let max_records = match max_records {
             Some(0) => return Err(PyValueError::new_err("max_records must be at least 1")),
@@ -158,7 +159,7 @@ impl Consumer {
         } else {
             buffered
         };
-        Ok(records.into_iter().map(Message::from).collect())
+        Message::list(py, records)
     }
 
     /// Leaves the group and releases the consumer; an iteration in progress ends.
@@ -187,10 +188,10 @@ impl Consumer {
     }
 
     /// Blocks until a record arrives; stops when the consumer is closed.
-    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Message>> {
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, Message>>> {
         loop {
             if let Some(m) = self.pending().pop_front() {
-                return Ok(Some(Message::from(m)));
+                return Message::untracked(py, m).map(Some);
             }
             if self.closed.load(Ordering::Acquire) {
                 return Ok(None);

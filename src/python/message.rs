@@ -1,7 +1,7 @@
 //! `logbrook.Message`.
 
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyList};
 
 /// A record received by a consumer. Read-only.
 #[pyclass(module = "logbrook", frozen, eq, hash)]
@@ -25,6 +25,39 @@ impl From<crate::client::Message> for Message {
             value: m.value,
             timestamp: m.timestamp,
         }
+    }
+}
+
+impl Message {
+    /// A new Python `Message` for `record`, not tracked by the cyclic garbage
+    /// collector. PyO3 makes every class a GC type, so a poll of many records would
+    /// otherwise set off collections that walk them all again and again (about a
+    /// tenth of a `poll` loop's time); a `Message` holds no Python object, so it can
+    /// be in no reference cycle and needs no tracking (as CPython itself untracks
+    /// tuples of atoms).
+    pub(crate) fn untracked(
+        py: Python<'_>,
+        record: crate::client::Message,
+    ) -> PyResult<Bound<'_, Message>> {
+        let message = Bound::new(py, Message::from(record))?;
+        // SAFETY: `message` is a live object of a GC type (PyO3 sets the flag on
+        // every class) and holds no reference a cycle could run through; untracking
+        // a tracked object is always allowed, and PyO3's deallocation untracks only
+        // if still tracked.
+        unsafe { pyo3::ffi::PyObject_GC_UnTrack(message.as_ptr().cast()) };
+        Ok(message)
+    }
+
+    /// `records` as a list of untracked `Message`s, in order.
+    pub(crate) fn list(
+        py: Python<'_>,
+        records: Vec<crate::client::Message>,
+    ) -> PyResult<Bound<'_, PyList>> {
+        let list = PyList::empty(py);
+        for record in records {
+            list.append(Message::untracked(py, record)?)?;
+        }
+        Ok(list)
     }
 }
 

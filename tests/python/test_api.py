@@ -10,6 +10,7 @@ import socket
 import sys
 import textwrap
 import threading
+import gc
 import time
 from pathlib import Path
 
@@ -64,6 +65,20 @@ def test_message_fields_and_types(producer, make_consumer):
     assert type(first.timestamp) is int
     # Milliseconds since the epoch, set by the producer (allow for clock granularity).
     assert before_ms - 1000 <= first.timestamp <= second.timestamp <= after_ms + 1000
+
+
+def test_messages_stay_out_of_the_cyclic_garbage_collector(producer, make_consumer):
+    # A Message holds no Python object, so it cannot be in a reference cycle: it is
+    # untracked, and a poll of many records costs the collector nothing.
+    producer.add_topic("untracked", partitions=1)
+    consumer = make_consumer("g", ["untracked"])
+    producer.send_messages("untracked", [b"a", b"b", b"c"])
+    producer.flush()
+    polled = collect(consumer, 2, max_records=1)
+    iterated = next(iter(consumer))
+    assert [m.value for m in polled] + [iterated.value] == [b"a", b"b", b"c"]
+    for message in [*polled, iterated]:
+        assert not gc.is_tracked(message), message
 
 
 def test_message_is_read_only(producer, make_consumer):
