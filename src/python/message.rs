@@ -41,9 +41,9 @@ impl Message {
     ) -> PyResult<Bound<'_, Message>> {
         let message = Bound::new(py, Message::from(record))?;
         // SAFETY: `message` is a live object of a GC type (PyO3 sets the flag on
-        // every class) and holds no reference a cycle could run through; untracking
-        // a tracked object is always allowed, and PyO3's deallocation untracks only
-        // if still tracked.
+        // every class) and holds no reference a cycle could run through. Untracking
+        // a tracked object is always allowed, and untracking it again when it is
+        // deallocated does nothing (`PyObject_GC_UnTrack` checks first).
         unsafe { pyo3::ffi::PyObject_GC_UnTrack(message.as_ptr().cast()) };
         Ok(message)
     }
