@@ -53,11 +53,11 @@ impl Message {
         py: Python<'_>,
         records: Vec<crate::client::Message>,
     ) -> PyResult<Bound<'_, PyList>> {
-        let list = PyList::empty(py);
-        for record in records {
-            list.append(Message::untracked(py, record)?)?;
-        }
-        Ok(list)
+        let messages = records
+            .into_iter()
+            .map(|record| Message::untracked(py, record))
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, messages)
     }
 }
 
