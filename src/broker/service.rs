@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use crate::deadline;
@@ -228,12 +228,17 @@ impl BrokerService {
         BrokerId::try_from(self.inner.broker_id.load(Ordering::Acquire)).ok()
     }
 
-    fn all_partitions(&self) -> Vec<(PartitionKey, Arc<Partition>)> {
-        let partitions = self
-            .inner
+    /// The hosted partitions, for reading (a poisoned lock is used as it is: no
+    /// writer leaves an entry half-made).
+    fn partition_map(&self) -> RwLockReadGuard<'_, HashMap<PartitionKey, Arc<Partition>>> {
+        self.inner
             .partitions
             .read()
-            .unwrap_or_else(|p| p.into_inner());
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn all_partitions(&self) -> Vec<(PartitionKey, Arc<Partition>)> {
+        let partitions = self.partition_map();
         partitions
             .iter()
             .map(|(k, p)| (k.clone(), p.clone()))
@@ -347,11 +352,7 @@ impl BrokerService {
 
     pub(crate) fn partition(&self, topic: &Topic, partition: u32) -> Result<Arc<Partition>, Error> {
         topic.validate()?;
-        let partitions = self
-            .inner
-            .partitions
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
+        let partitions = self.partition_map();
         partitions
             .get(&(topic.clone(), partition))
             .cloned()
@@ -360,11 +361,7 @@ impl BrokerService {
 
     /// Whether `key` still maps to `part` (not deleted or re-created).
     pub(crate) fn still_hosts(&self, key: &PartitionKey, part: &Arc<Partition>) -> bool {
-        let partitions = self
-            .inner
-            .partitions
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
+        let partitions = self.partition_map();
         partitions.get(key).is_some_and(|p| Arc::ptr_eq(p, part))
     }
 
