@@ -22,7 +22,8 @@ use crate::names::{ServerId, Topic};
 use crate::protocol::control::{AlterInSyncRequest, EpochEndResponse, ReplicaSet};
 
 use super::log::PartitionLog;
-use super::service::{log_error, BrokerService, Partition, PartitionKey};
+use super::partition::{log_error, Partition, PartitionKey};
+use super::service::BrokerService;
 
 /// What a follower fetch brings back.
 #[derive(Debug, Clone)]

@@ -10,8 +10,8 @@
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, MutexGuard, OnceLock, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use crate::deadline;
@@ -22,91 +22,16 @@ use crate::protocol::control::{
 };
 use crate::stages::{self, Stage};
 
-use super::log::{AppendOutcome, FsyncPolicy, LogConfig, LogError, PartitionLog};
-use super::replica::{ReplicaState, Role, Transition};
+use super::log::{AppendOutcome, FsyncPolicy, LogConfig, PartitionLog};
+use super::partition::{
+    delete_partition, log_error, range_error, Partition, PartitionData, PartitionKey,
+};
+use super::partition_dirs::{
+    io_error, open_found, partition_dir, remove_empty_topic_dirs, scan_partition_dirs,
+    PARTITIONS_DIR,
+};
+use super::replica::{Role, Transition};
 use super::replication::Replication;
-
-/// Where a broker keeps its partitions, under its data dir.
-const PARTITIONS_DIR: &str = "partitions";
-
-/// A partition's log and replication state, guarded together.
-pub(crate) struct PartitionData {
-    /// `None` once the partition was deleted, so a request that raced with the
-    /// deletion fails cleanly instead of writing into a removed dir.
-    pub(crate) log: Option<PartitionLog>,
-    pub(crate) replica: ReplicaState,
-}
-
-impl PartitionData {
-    /// Moves the high watermark up to what the in-sync replicas confirm (leader only).
-    /// Returns whether it moved.
-    pub(crate) fn advance_high_watermark(&mut self) -> bool {
-        let Some(log) = self.log.as_mut() else {
-            return false;
-        };
-        if !self.replica.is_leader() {
-            return false;
-        }
-        let current = log.high_watermark();
-        let mark = self.replica.high_watermark(log.end_offset(), current);
-        if mark > current {
-            log.set_high_watermark(mark);
-            return true;
-        }
-        false
-    }
-}
-
-/// One hosted partition.
-pub(crate) struct Partition {
-    pub(crate) topic_id: u64,
-    data: Mutex<PartitionData>,
-    /// Notified after every append (follower fetches wait on it).
-    pub(crate) appended: event_listener::Event,
-    /// Notified when the high watermark moves or the role changes (consumer fetches
-    /// and `acks=all` produce requests wait on it).
-    pub(crate) committed: event_listener::Event,
-    /// Notified when the role or leader changes (the follower loop waits on it).
-    pub(crate) role_changed: event_listener::Event,
-    /// A follower loop runs for this partition.
-    pub(crate) follower_running: AtomicBool,
-}
-
-impl Partition {
-    /// Opens (recovering) or creates the partition's log in `dir`.
-    fn open(
-        dir: &Path,
-        config: &LogConfig,
-        topic_id: u64,
-        me: BrokerId,
-    ) -> Result<Arc<Partition>, Error> {
-        let log = PartitionLog::open(dir, config.clone()).map_err(log_error)?;
-        Ok(Arc::new(Partition {
-            topic_id,
-            data: Mutex::new(PartitionData {
-                log: Some(log),
-                replica: ReplicaState::unassigned(me),
-            }),
-            appended: event_listener::Event::new(),
-            committed: event_listener::Event::new(),
-            role_changed: event_listener::Event::new(),
-            follower_running: AtomicBool::new(false),
-        }))
-    }
-
-    pub(crate) fn lock(&self) -> MutexGuard<'_, PartitionData> {
-        self.data.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn notify_all(&self) {
-        self.appended.notify(usize::MAX);
-        self.committed.notify(usize::MAX);
-        self.role_changed.notify(usize::MAX);
-    }
-}
-
-/// A partition's key in the map.
-pub(crate) type PartitionKey = (Topic, u32);
 
 /// A broker's partitions. Cheap to clone.
 #[derive(Clone)]
@@ -655,147 +580,6 @@ impl BrokerService {
             .into_iter()
             .filter(|(_, part)| part.lock().replica.is_leader())
             .collect()
-    }
-}
-
-fn range_error(err: LogError, topic: &Topic, partition: u32) -> Error {
-    match err {
-        LogError::OffsetOutOfRange {
-            requested,
-            start,
-            end,
-        } => Error::OffsetOutOfRange {
-            topic: topic.to_string(),
-            partition,
-            requested,
-            start,
-            end,
-        },
-        other => log_error(other),
-    }
-}
-
-fn delete_partition(part: &Partition) -> Result<(), Error> {
-    let log = part.lock().log.take();
-    part.notify_all();
-    match log {
-        Some(log) => log.delete().map_err(log_error),
-        None => Ok(()),
-    }
-}
-
-/// `partitions/<topic>.<topic_id>/<partition>`: the topic id keeps a re-created
-/// topic's log apart from the removed one's. Names are validated (`[A-Za-z0-9._-]`,
-/// not `.`/`..`), so the path cannot leave the data dir.
-fn partition_dir(root: &Path, topic: &Topic, topic_id: u64, partition: u32) -> PathBuf {
-    root.join(format!("{topic}.{topic_id}"))
-        .join(partition.to_string())
-}
-
-fn scan_partition_dirs(root: &Path) -> Result<Vec<(PartitionKey, u64, PathBuf)>, Error> {
-    let mut found = Vec::new();
-    for topic_entry in fs::read_dir(root).map_err(|e| io_error("list", root, e))? {
-        let topic_entry = topic_entry.map_err(|e| io_error("list", root, e))?;
-        let name = topic_entry.file_name().to_string_lossy().into_owned();
-        // Anything not named like ours (a stray file, a half-deleted dir) is ignored.
-        let Some((topic, id)) = name.rsplit_once('.') else {
-            continue;
-        };
-        let (Ok(topic), Ok(topic_id)) = (Topic::new(topic), id.parse::<u64>()) else {
-            continue;
-        };
-        let topic_path = topic_entry.path();
-        if !topic_path.is_dir() {
-            continue;
-        }
-        for part_entry in fs::read_dir(&topic_path).map_err(|e| io_error("list", &topic_path, e))? {
-            let part_entry = part_entry.map_err(|e| io_error("list", &topic_path, e))?;
-            let Ok(partition) = part_entry.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            if part_entry.path().is_dir() {
-                found.push(((topic.clone(), partition), topic_id, part_entry.path()));
-            }
-        }
-    }
-    Ok(found)
-}
-
-/// Opens the partitions found at start, as many at once as there are cores:
-/// recovery reads and checks each log whole, which costs one core per partition
-/// (about 0.2 s per GiB from the page cache). The first failure is returned.
-fn open_found(
-    found: Vec<(PartitionKey, u64, PathBuf)>,
-    config: &LogConfig,
-) -> Result<HashMap<PartitionKey, Arc<Partition>>, Error> {
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(found.len());
-    let queue = Mutex::new(found.into_iter());
-    let opened = Mutex::new(Vec::new());
-    let next = || queue.lock().unwrap_or_else(|p| p.into_inner()).next();
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| {
-                while let Some((key, topic_id, dir)) = next() {
-                    let part = Partition::open(&dir, config, topic_id, 0);
-                    opened
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push((key, part));
-                }
-            });
-        }
-    });
-    opened
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner())
-        .into_iter()
-        .map(|(key, part)| part.map(|part| (key, part)))
-        .collect()
-}
-
-fn remove_empty_topic_dirs(root: &Path) {
-    if let Ok(entries) = fs::read_dir(root) {
-        for entry in entries.flatten() {
-            // Fails (and is meant to) when the dir still holds partitions.
-            let _ = fs::remove_dir(entry.path());
-        }
-    }
-}
-
-fn io_error(op: &str, path: &Path, err: std::io::Error) -> Error {
-    Error::Storage {
-        reason: format!("cannot {op} {}: {err}", path.display()),
-    }
-}
-
-/// Maps storage-engine errors to the library's: a bad batch or a producer out of
-/// sequence is the client's fault.
-pub(crate) fn log_error(err: LogError) -> Error {
-    match err {
-        LogError::InvalidBatch(e) => Error::invalid(format!("bad record batch: {e}")),
-        LogError::OutOfOrderSequence {
-            producer_id,
-            expected,
-            found,
-        } => Error::OutOfOrderSequence {
-            producer_id,
-            reason: format!("expected sequence {expected}, got {found}"),
-        },
-        LogError::ProducerFenced {
-            producer_id,
-            epoch,
-            current_epoch,
-        } => Error::OutOfOrderSequence {
-            producer_id,
-            reason: format!("producer epoch {epoch} is fenced by epoch {current_epoch}"),
-        },
-        err @ LogError::InvalidProducerFields { .. } => Error::invalid(err.to_string()),
-        err @ LogError::StaleLeaderEpoch { .. } => Error::StaleEpoch {
-            reason: err.to_string(),
-        },
-        other => Error::storage_chain(&other),
     }
 }
 
