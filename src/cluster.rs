@@ -11,7 +11,7 @@ use crate::broker::log::LogConfig;
 use crate::error::Error;
 use crate::leader::LeaderConfig;
 use crate::names::ServerId;
-use crate::node::{bind, start_broker, start_leader, BrokerConfig, NodeHandle};
+use crate::node::{bind, rebind, start_broker, start_leader, BrokerConfig, NodeHandle};
 
 /// What to start.
 #[derive(Debug, Clone)]
@@ -234,7 +234,7 @@ impl Cluster {
     /// its old address.
     pub async fn restart_leader(&mut self) -> Result<(), Error> {
         self.stop_leader().await;
-        let listener = bind(&self.leader_addr.to_string()).await?;
+        let listener = rebind(&self.leader_addr.to_string()).await?;
         self.leader = Some(start_leader(self.leader_config.clone(), listener).await?);
         Ok(())
     }

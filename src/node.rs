@@ -6,7 +6,7 @@ use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_std::net::TcpListener;
 use async_std::task::{self, JoinHandle};
@@ -78,6 +78,25 @@ pub async fn bind(addr: &str) -> Result<TcpListener, Error> {
             addr: addr.to_string(),
             reason: format!("cannot listen: {e}"),
         })
+}
+
+/// How long [`rebind`] keeps trying to listen on an address again.
+const REBIND_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Listens on `addr` again after its node stopped. The port can be held for a
+/// moment by someone else: a client retrying the stopped node may be given that
+/// very port as its own source port and connect to itself (a TCP simultaneous
+/// open), until its request reads back as garbage and it closes the socket. So a
+/// refused bind is retried for a few seconds.
+pub async fn rebind(addr: &str) -> Result<TcpListener, Error> {
+    let deadline = Instant::now() + REBIND_PATIENCE;
+    loop {
+        match bind(addr).await {
+            Ok(listener) => return Ok(listener),
+            Err(err) if Instant::now() >= deadline => return Err(err),
+            Err(_) => crate::deadline::sleep(Duration::from_millis(20)).await,
+        }
+    }
 }
 
 fn local_addr(listener: &TcpListener) -> Result<SocketAddr, Error> {
