@@ -322,3 +322,22 @@ async fn sync_periodically(service: BrokerService, period: Duration, signal: Shu
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[async_std::test]
+    async fn rebind_waits_for_a_port_that_is_held_for_a_moment() {
+        let held = bind("127.0.0.1:0").await.unwrap();
+        let addr = local_addr(&held).unwrap().to_string();
+        assert!(bind(&addr).await.is_err(), "the port is taken");
+        let releaser = async_std::task::spawn(async move {
+            crate::deadline::sleep(Duration::from_millis(100)).await;
+            drop(held);
+        });
+        let again = rebind(&addr).await.expect("listens once the port is free");
+        assert_eq!(local_addr(&again).unwrap().to_string(), addr);
+        releaser.await;
+    }
+}
