@@ -214,6 +214,19 @@ fn bytes_a_failed_write_could_not_cut_are_cut_before_the_segment_closes() {
     assert_eq!(read_everything(&log), offsets(0..16));
 }
 
+/// A log holding offsets 0..4 (two batches of two 30-byte records) whose active
+/// segment has room for one more one-record batch: a bigger batch makes it roll to
+/// segment 4.
+fn full_but_for_a_small_batch(tmp: &TempDir) -> (PartitionLog, LogConfig) {
+    let whole = make_batch(0, 2, 30).len() as u64;
+    let small = make_batch(0, 1, 0).len() as u64;
+    let cfg = config(2 * whole + small, 64);
+    let mut log = PartitionLog::open(tmp.path(), cfg.clone()).unwrap();
+    append_new(&mut log, 2, 30);
+    append_new(&mut log, 2, 30);
+    (log, cfg)
+}
+
 #[test]
 fn a_failed_roll_leaves_no_segment_file_behind() {
     for (fault, file) in [
@@ -222,12 +235,7 @@ fn a_failed_roll_leaves_no_segment_file_behind() {
     ] {
         let _faults = Faults::new();
         let tmp = TempDir::new().unwrap();
-        let whole = make_batch(0, 2, 30).len() as u64;
-        let small = make_batch(0, 1, 0).len() as u64;
-        let cfg = config(2 * whole + small, 64);
-        let mut log = PartitionLog::open(tmp.path(), cfg.clone()).unwrap();
-        append_new(&mut log, 2, 30);
-        append_new(&mut log, 2, 30);
+        let (mut log, cfg) = full_but_for_a_small_batch(&tmp);
         let before = state(&log);
 
         // A batch that does not fit: the roll to segment 4 fails midway.
@@ -255,12 +263,7 @@ fn a_failed_roll_leaves_no_segment_file_behind() {
 fn files_of_a_failed_roll_that_cannot_be_deleted_block_appends_until_they_are() {
     let _faults = Faults::new();
     let tmp = TempDir::new().unwrap();
-    let whole = make_batch(0, 2, 30).len() as u64;
-    let small = make_batch(0, 1, 0).len() as u64;
-    let cfg = config(2 * whole + small, 64);
-    let mut log = PartitionLog::open(tmp.path(), cfg.clone()).unwrap();
-    append_new(&mut log, 2, 30);
-    append_new(&mut log, 2, 30);
+    let (mut log, cfg) = full_but_for_a_small_batch(&tmp);
 
     plan::fail(Op::CreateIndex, 0, 0);
     plan::fail_always(Op::RemoveLog);
