@@ -14,6 +14,8 @@
 //! Cases per property: small by default so the suite stays fast; set
 //! `PROPTEST_CASES` for a long run (see docs/fuzzing.md).
 
+mod fuzz_support;
+
 use logbrook::protocol::batch::{
     batches, records, set_base_offset, validate, BatchBuilder, BatchError, BatchHeader, RecordView,
     HEADER_LEN,
@@ -22,25 +24,13 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::Index;
 
+use fuzz_support::fuzz_config;
+
 /// Where the CRC field sits, and where the data it covers starts.
 const CRC_POS: usize = 17;
 const CRC_START: usize = 21;
 /// `baseOffset` and `batchLength` are not counted by `batchLength`.
 const LOG_OVERHEAD: usize = 12;
-
-/// `cases` unless `PROPTEST_CASES` is set, which then wins (proptest's own
-/// `with_cases` would ignore it). Failures are not persisted to
-/// `proptest-regressions/` files: the shrunk input is printed instead.
-fn fuzz_config(cases: u32) -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(cases);
-    ProptestConfig {
-        failure_persistence: None,
-        ..ProptestConfig::with_cases(cases)
-    }
-}
 
 // ---------------------------------------------------------------------------
 // Oracles: an independent reading of the fixed header and a varint writer.

@@ -30,6 +30,8 @@
 //! Cases per property: small by default so the suite stays fast; set
 //! `PROPTEST_CASES` for a long run (see docs/fuzzing.md).
 
+mod fuzz_support;
+
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
 use std::path::Path;
@@ -39,21 +41,9 @@ use logbrook::protocol::batch::{self, BatchBuilder, BatchHeader};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::Index;
-use tempfile::TempDir;
 
-/// `cases` unless `PROPTEST_CASES` is set, which then wins (proptest's own
-/// `with_cases` would ignore it). Failures are not persisted to
-/// `proptest-regressions/` files: the shrunk input is printed instead.
-fn fuzz_config(cases: u32) -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(cases);
-    ProptestConfig {
-        failure_persistence: None,
-        ..ProptestConfig::with_cases(cases)
-    }
-}
+use fuzz_support::fuzz_config;
+use tempfile::TempDir;
 
 fn config(segment_bytes: u64, index_interval_bytes: u32) -> LogConfig {
     LogConfig {
