@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -50,15 +50,39 @@ impl Proc {
 
     /// The next stdout line satisfying `pred`, skipping others.
     fn line_matching(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        self.try_line_matching(pred)
+            .unwrap_or_else(|_| panic!("no line {what} within {WAIT:?}"))
+    }
+
+    /// The first line matching `pred`; `Disconnected` if the process closed its
+    /// stdout (exited) first.
+    fn try_line_matching(&self, pred: impl Fn(&str) -> bool) -> Result<String, RecvTimeoutError> {
         let deadline = Instant::now() + WAIT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
-                Ok(line) if pred(&line) => return line,
+                Ok(line) if pred(&line) => return Ok(line),
                 Ok(_) => continue,
-                Err(_) => panic!("no line {what} within {WAIT:?}"),
+                Err(err) => return Err(err),
             }
         }
+    }
+
+    /// Spawns a node that must listen on a fixed address and returns it with its
+    /// ready line (the first starting with `ready`). A fixed port can be taken for a
+    /// moment (a client retrying the stopped node may connect to itself from that
+    /// very port; another test may be given it as an ephemeral port), so a node that
+    /// exits before it is ready is started again, a few times.
+    fn spawn_on_fixed_port(args: &[&str], dir: &Path, ready: &str) -> (Proc, String) {
+        for _ in 0..20 {
+            let proc = Proc::spawn(args, dir);
+            match proc.try_line_matching(|l| l.starts_with(ready)) {
+                Ok(line) => return (proc, line),
+                Err(RecvTimeoutError::Disconnected) => thread::sleep(Duration::from_millis(100)),
+                Err(RecvTimeoutError::Timeout) => panic!("no {ready:?} line within {WAIT:?}"),
+            }
+        }
+        panic!("{args:?} exited before it was ready, 20 times")
     }
 
     fn send(&mut self, line: &str) {
@@ -291,11 +315,11 @@ fn separate_leader_and_broker_processes_survive_kill_9() {
         ],
         dir.path(),
     );
-    let leader_proc = Proc::spawn(
+    let (leader_proc, leader_line) = Proc::spawn_on_fixed_port(
         &["brokerlead", "--addr", &leader_addr, "--data-dir", "lead"],
         dir.path(),
+        "leader ",
     );
-    let leader_line = leader_proc.line_matching("leader", |l| l.starts_with("leader "));
     assert_eq!(field(&leader_line, 1), leader_addr);
     let broker_line = broker.line_matching("broker registered", |l| l.starts_with("broker "));
     let broker_addr = field(&broker_line, 2);
@@ -323,7 +347,7 @@ fn separate_leader_and_broker_processes_survive_kill_9() {
         broker.signal("-KILL");
         drop(broker);
         let port = broker_addr.rsplit(':').next().unwrap().to_string();
-        let broker = Proc::spawn(
+        let (broker, _) = Proc::spawn_on_fixed_port(
             &[
                 "broker",
                 "--leader",
@@ -336,8 +360,8 @@ fn separate_leader_and_broker_processes_survive_kill_9() {
                 "100",
             ],
             dir.path(),
+            "broker ",
         );
-        broker.line_matching("broker registered again", |l| l.starts_with("broker "));
         for i in 0..20 {
             producer
                 .send_message("t".into(), format!("after-{i}").into())
