@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -32,23 +33,38 @@ def logbrook_bin() -> str:
 
 
 def start_broker(spawn, logbrook_bin, leader, data_dir: Path, name, addr="127.0.0.1:0"):
-    proc = spawn(
-        [
-            logbrook_bin,
-            "broker",
-            "--leader",
-            leader,
-            "--data-dir",
-            str(data_dir),
-            "--addr",
-            addr,
-            "--heartbeat-ms",
-            "200",
-        ],
-        name=name,
-    )
-    match = proc.expect(rf"broker (\d+) {ADDR}")
-    return proc, int(match.group(1)), match.group(2)
+    """Starts a broker and waits until it registered: ``(proc, id, addr)``.
+
+    A fixed port can be held for a moment (a client retrying the killed broker may
+    connect to itself from that very port), so a broker that exits before it is
+    ready is started again, a few times, as the Rust fault suite does."""
+    attempts = 20
+    for attempt in range(attempts):
+        proc = spawn(
+            [
+                logbrook_bin,
+                "broker",
+                "--leader",
+                leader,
+                "--data-dir",
+                str(data_dir),
+                "--addr",
+                addr,
+                "--heartbeat-ms",
+                "200",
+            ],
+            name=f"{name}-try{attempt}" if attempt else name,
+        )
+        try:
+            match = proc.expect(rf"broker (\d+) {ADDR}")
+        except AssertionError:
+            exited = proc.popen.poll() is not None
+            if not exited or attempt == attempts - 1:
+                raise
+            time.sleep(0.1)
+            continue
+        return proc, int(match.group(1)), match.group(2)
+    raise AssertionError("unreachable")
 
 
 def test_the_command_is_installed_and_lists_its_subcommands(logbrook_bin, spawn):
