@@ -126,6 +126,7 @@ impl Cluster {
             session_timeout: config.session_timeout,
             fsync: config.log.fsync,
             auth_token: config.auth_token.clone(),
+            ..LeaderConfig::default()
         };
         let leader = start_leader(leader_config.clone(), bind(&config.leader_addr).await?).await?;
         let leader_id = leader.server_id();

@@ -55,6 +55,7 @@ impl Args {
             session_timeout: Duration::from_millis(self.session_timeout_ms),
             fsync: self.fsync,
             auth_token: self.auth.auth_token,
+            ..LeaderConfig::default()
         };
         let leader = start_leader(config, bind(&self.addr).await?).await?;
         announce(&format!("leader {}", leader.addr()));

@@ -20,6 +20,8 @@ pub mod http;
 mod members;
 pub mod metadata;
 pub mod store;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -80,7 +82,15 @@ pub struct LeaderConfig {
     /// The shared secret every request must carry (and that the leader sends
     /// brokers), or `None` for an open cluster.
     pub auth_token: Option<String>,
+    /// Group position moves are appended to a journal; once it holds this many
+    /// bytes it is folded into a new snapshot, so a group that commits for hours
+    /// does not grow the leader's disk use and restart (replay) time without bound.
+    pub positions_journal_max_bytes: u64,
 }
+
+/// [`LeaderConfig::positions_journal_max_bytes`] by default: about 40,000 moves,
+/// replayed in tens of milliseconds at a restart.
+pub const DEFAULT_POSITIONS_JOURNAL_MAX_BYTES: u64 = 4 << 20;
 
 impl Default for LeaderConfig {
     fn default() -> Self {
@@ -92,6 +102,7 @@ impl Default for LeaderConfig {
             session_timeout: Duration::from_secs(10),
             fsync: FsyncPolicy::EveryMs(1000),
             auth_token: None,
+            positions_journal_max_bytes: DEFAULT_POSITIONS_JOURNAL_MAX_BYTES,
         }
     }
 }
@@ -189,6 +200,8 @@ struct Inner {
     durable_changes: AtomicU64,
     /// A snapshot was written without fsync since the last sync.
     unsynced: std::sync::atomic::AtomicBool,
+    /// A snapshot that folds in the position journal is being written.
+    compacting: std::sync::atomic::AtomicBool,
 }
 
 /// The leader service. Cheap to clone: clones share one state.
@@ -237,6 +250,7 @@ impl Leader {
                 persist_lock: async_std::sync::Mutex::new(()),
                 durable_changes: AtomicU64::new(0),
                 unsynced: std::sync::atomic::AtomicBool::new(false),
+                compacting: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -283,6 +297,12 @@ impl Leader {
         if self.inner.durable_changes.load(Ordering::Acquire) >= target {
             return Ok(()); // a write that started after our change already covered it
         }
+        self.write_snapshot().await
+    }
+
+    /// Writes the whole state as the new snapshot, which also empties the position
+    /// journal. The caller holds `persist_lock`.
+    async fn write_snapshot(&self) -> Result<(), Error> {
         let fsync = self.inner.config.fsync == FsyncPolicy::Always;
         let leader = self.clone();
         let changes = async_std::task::spawn_blocking(move || {
@@ -303,6 +323,31 @@ impl Leader {
         Ok(())
     }
 
+    /// Folds the position journal into a snapshot in the background once it is over
+    /// its limit (one compaction at a time; commits go on meanwhile, their moves
+    /// landing in the snapshot or in the emptied journal).
+    fn compact_journal_if_due(&self) {
+        let limit = self.inner.config.positions_journal_max_bytes;
+        if self.inner.store.journal_len() < limit
+            || self.inner.compacting.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let leader = self.clone();
+        async_std::task::spawn(async move {
+            let written = {
+                let _writer = leader.inner.persist_lock.lock().await;
+                leader.write_snapshot().await
+            };
+            if let Err(err) = written {
+                log_warning(&format!(
+                    "could not fold the position journal into a snapshot: {err}"
+                ));
+            }
+            leader.inner.compacting.store(false, Ordering::Release);
+        });
+    }
+
     /// Journals accepted position moves before the commit is answered.
     async fn journal(&self, records: Vec<PositionRecord>) -> Result<(), Error> {
         if self.inner.config.fsync == FsyncPolicy::Always {
@@ -310,13 +355,14 @@ impl Leader {
             async_std::task::spawn_blocking(move || {
                 leader.inner.store.append_positions(&records, true)
             })
-            .await
+            .await?;
         } else {
             // One small write to the page cache: cheaper than a trip to a thread.
             self.inner.store.append_positions(&records, false)?;
             self.inner.unsynced.store(true, Ordering::Release);
-            Ok(())
         }
+        self.compact_journal_if_due();
+        Ok(())
     }
 
     /// fsyncs the snapshot if it was written without (the `every-ms` timer, and

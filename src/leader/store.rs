@@ -9,7 +9,10 @@
 //! of a topic, so a move is applied as "at least this offset", which makes replaying
 //! an entry the snapshot already holds harmless. Writing a snapshot clears the
 //! journal while holding the journal's lock, so no entry is cleared before a
-//! snapshot holding its position exists.
+//! snapshot holding its position exists. Snapshots follow every other change, and
+//! the leader writes one as well when the journal passes
+//! `LeaderConfig::positions_journal_max_bytes`, so a group that commits for hours
+//! keeps the journal (and a restart's replay) small.
 //!
 //! Everything written is in the kernel before the caller answers its request, so it
 //! survives a crash of the leader process; `fsync` decides about power loss.
@@ -17,6 +20,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
@@ -28,7 +32,7 @@ use super::metadata::Metadata;
 
 const FILE_NAME: &str = "leader-metadata.json";
 const TMP_NAME: &str = "leader-metadata.json.tmp";
-const JOURNAL_NAME: &str = "positions.journal";
+pub(crate) const JOURNAL_NAME: &str = "positions.journal";
 
 /// One position move, as journaled.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +54,8 @@ pub struct PositionRecord {
 pub struct MetadataStore {
     dir: PathBuf,
     journal: Mutex<File>,
+    /// The journal's length: what a load would replay.
+    journal_len: AtomicU64,
 }
 
 impl MetadataStore {
@@ -62,10 +68,20 @@ impl MetadataStore {
             .append(true)
             .open(&path)
             .map_err(|e| io_error("open", &path, e))?;
+        let len = journal
+            .metadata()
+            .map_err(|e| io_error("stat", &path, e))?
+            .len();
         Ok(MetadataStore {
             dir: dir.to_path_buf(),
             journal: Mutex::new(journal),
+            journal_len: AtomicU64::new(len),
         })
+    }
+
+    /// Bytes in the position journal since the last snapshot.
+    pub fn journal_len(&self) -> u64 {
+        self.journal_len.load(Ordering::Relaxed)
     }
 
     fn journal(&self) -> MutexGuard<'_, File> {
@@ -107,6 +123,8 @@ impl MetadataStore {
         journal
             .write_all(&lines)
             .map_err(|e| io_error("append to", &path, e))?;
+        self.journal_len
+            .fetch_add(lines.len() as u64, Ordering::Relaxed);
         if fsync {
             journal
                 .sync_data()
@@ -142,6 +160,7 @@ impl MetadataStore {
         journal
             .set_len(0)
             .map_err(|e| io_error("truncate", &journal_path, e))?;
+        self.journal_len.store(0, Ordering::Relaxed);
         Ok(out)
     }
 
@@ -256,6 +275,27 @@ mod tests {
             0
         );
         assert_eq!(store.load().unwrap(), loaded);
+    }
+
+    #[test]
+    fn the_journal_length_counts_appends_survives_a_reopen_and_resets_with_a_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetadataStore::open(dir.path()).unwrap();
+        let meta = meta_with_group();
+        let topic_id = meta.topics[&Topic::from("t")].topic_id;
+        write(&store, &meta, false);
+        assert_eq!(store.journal_len(), 0);
+        store
+            .append_positions(&[record(topic_id, 0, 5), record(topic_id, 1, 3)], false)
+            .unwrap();
+        let on_disk = fs::metadata(dir.path().join(JOURNAL_NAME)).unwrap().len();
+        assert!(on_disk > 0);
+        assert_eq!(store.journal_len(), on_disk);
+        drop(store);
+        let store = MetadataStore::open(dir.path()).unwrap();
+        assert_eq!(store.journal_len(), on_disk, "read back at open");
+        write(&store, &store.load().unwrap(), false);
+        assert_eq!(store.journal_len(), 0);
     }
 
     #[test]
