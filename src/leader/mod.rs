@@ -88,8 +88,8 @@ pub struct LeaderConfig {
     pub positions_journal_max_bytes: u64,
 }
 
-/// [`LeaderConfig::positions_journal_max_bytes`] by default: about 40,000 moves,
-/// replayed in tens of milliseconds at a restart.
+/// [`LeaderConfig::positions_journal_max_bytes`] by default: some 50,000 moves (a
+/// journal line is 65 to 90 bytes).
 pub const DEFAULT_POSITIONS_JOURNAL_MAX_BYTES: u64 = 4 << 20;
 
 impl Default for LeaderConfig {
