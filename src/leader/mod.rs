@@ -89,7 +89,8 @@ pub struct LeaderConfig {
 }
 
 /// [`LeaderConfig::positions_journal_max_bytes`] by default: some 50,000 moves (a
-/// journal line is 65 to 90 bytes).
+/// journal line is 65 to 90 bytes); a full one (61,844 moves) took 45-66 ms to
+/// replay at a `brokerlead` start on the project's machine, against 3-7 ms empty.
 pub const DEFAULT_POSITIONS_JOURNAL_MAX_BYTES: u64 = 4 << 20;
 
 impl Default for LeaderConfig {
