@@ -336,16 +336,14 @@ impl Leader {
         }
         let leader = self.clone();
         async_std::task::spawn(async move {
-            let written = {
-                let _writer = leader.inner.persist_lock.lock().await;
-                leader.write_snapshot().await
-            };
-            if let Err(err) = written {
+            // Cleared however the task ends, so a failed compaction is retried.
+            let _done = ClearOnDrop(&leader.inner.compacting);
+            let _writer = leader.inner.persist_lock.lock().await;
+            if let Err(err) = leader.write_snapshot().await {
                 log_warning(&format!(
                     "could not fold the position journal into a snapshot: {err}"
                 ));
             }
-            leader.inner.compacting.store(false, Ordering::Release);
         });
     }
 
@@ -469,6 +467,15 @@ impl Leader {
             .await?;
         self.push_assignments(brokers).await;
         Ok(())
+    }
+}
+
+/// Clears its flag when dropped.
+struct ClearOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl Drop for ClearOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 
