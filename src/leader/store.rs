@@ -246,13 +246,19 @@ mod tests {
         store.sync().unwrap();
     }
 
-    #[test]
-    fn journaled_moves_replay_over_the_snapshot_and_a_snapshot_clears_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = MetadataStore::open(dir.path()).unwrap();
+    /// A store in `dir` whose snapshot is [`meta_with_group`]; returns the topic's id.
+    fn snapshot_with_group(dir: &Path) -> (MetadataStore, u64) {
+        let store = MetadataStore::open(dir).unwrap();
         let meta = meta_with_group();
         let topic_id = meta.topics[&Topic::from("t")].topic_id;
         write(&store, &meta, false);
+        (store, topic_id)
+    }
+
+    #[test]
+    fn journaled_moves_replay_over_the_snapshot_and_a_snapshot_clears_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, topic_id) = snapshot_with_group(dir.path());
         store
             .append_positions(&[record(topic_id, 0, 5), record(topic_id, 1, 3)], false)
             .unwrap();
@@ -280,10 +286,7 @@ mod tests {
     #[test]
     fn the_journal_length_counts_appends_survives_a_reopen_and_resets_with_a_snapshot() {
         let dir = tempfile::tempdir().unwrap();
-        let store = MetadataStore::open(dir.path()).unwrap();
-        let meta = meta_with_group();
-        let topic_id = meta.topics[&Topic::from("t")].topic_id;
-        write(&store, &meta, false);
+        let (store, topic_id) = snapshot_with_group(dir.path());
         assert_eq!(store.journal_len(), 0);
         store
             .append_positions(&[record(topic_id, 0, 5), record(topic_id, 1, 3)], false)
@@ -301,10 +304,7 @@ mod tests {
     #[test]
     fn a_torn_journal_line_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
-        let store = MetadataStore::open(dir.path()).unwrap();
-        let meta = meta_with_group();
-        let topic_id = meta.topics[&Topic::from("t")].topic_id;
-        write(&store, &meta, false);
+        let (store, topic_id) = snapshot_with_group(dir.path());
         store
             .append_positions(&[record(topic_id, 0, 7)], false)
             .unwrap();
